@@ -1,0 +1,4 @@
+//! Everything that speaks the ECS job API: wire model, signing,
+//! credentials and the HTTP client.
+
+pub mod sign;
