@@ -1,4 +1,5 @@
 //! Everything that speaks the ECS job API: wire model, signing,
 //! credentials and the HTTP client.
 
+pub mod credentials;
 pub mod sign;

@@ -1,0 +1,1 @@
+//! The job API simulator (stub; being written).
