@@ -5,5 +5,6 @@
 //! for the map of modules.
 
 pub mod api;
+pub mod ids;
 pub mod secret;
 pub mod sim;

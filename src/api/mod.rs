@@ -2,4 +2,6 @@
 //! credentials and the HTTP client.
 
 pub mod credentials;
+pub mod error;
+pub mod model;
 pub mod sign;
