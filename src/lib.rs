@@ -5,6 +5,12 @@
 //! for the map of modules.
 
 pub mod api;
+pub mod budget;
+pub mod cadence;
+pub mod events;
 pub mod ids;
+pub mod logging;
 pub mod secret;
 pub mod sim;
+pub mod state;
+pub mod watch;

@@ -1,0 +1,2 @@
+//! Placeholder until the watch module lands.
+pub type Labels = std::collections::BTreeMap<String, String>;
