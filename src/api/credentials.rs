@@ -1306,3 +1306,987 @@ pub async fn project_id_from_metadata(
     let client = MetadataClient::new(config)?;
     client.project_id().await.map_err(|failure| failure.error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::{get, put};
+
+    const AK: &str = "AKSECRETVALUE0001";
+    const SK: &str = "SKSECRETVALUE0001";
+    const TOKEN: &str = "TOKENSECRETVALUE0001";
+
+    /// Builds an environment snapshot from string pairs.
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        Environment::from_pairs(pairs.iter().copied())
+    }
+
+    /// Writes a file with the given mode.
+    fn write(dir: &Path, name: &str, contents: &str, mode: u32) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).expect("test file is written");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .expect("test file mode is set");
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        path
+    }
+
+    /// A configuration with the given source and a metadata URL that is
+    /// never contacted.
+    fn config(source: Source) -> CredentialsConfig {
+        CredentialsConfig {
+            source,
+            metadata_url: "http://127.0.0.1:9".to_string(),
+            ..CredentialsConfig::default()
+        }
+    }
+
+    /// The keys a provider hands out now, as plain strings.
+    fn keys(credentials: &Credentials) -> (String, String, Option<String>) {
+        (
+            credentials.access_key.expose().to_string(),
+            credentials.secret_key.expose().to_string(),
+            credentials
+                .security_token
+                .as_ref()
+                .map(|token| token.expose().to_string()),
+        )
+    }
+
+    /// Builds a provider and reads its keys, for the static sources.
+    fn load(
+        config: &CredentialsConfig,
+        environment: &Environment,
+    ) -> Result<(Resolved, (String, String, Option<String>), Vec<String>), CredentialError> {
+        let (provider, warnings) = CredentialProvider::new(config, environment)?;
+        let Kind::Static { current, .. } = &provider.inner.kind else {
+            panic!("expected a static source, got {}", provider.resolved());
+        };
+        let credentials = read_lock(current);
+        Ok((provider.resolved().clone(), keys(&credentials), warnings))
+    }
+
+    #[test]
+    fn environment_sdk_names_win_over_hw_names() {
+        let environment = env(&[
+            ("HUAWEICLOUD_SDK_AK", "sdk-ak"),
+            ("HUAWEICLOUD_SDK_SK", "sdk-sk"),
+            ("HUAWEICLOUD_SDK_SECURITY_TOKEN", "sdk-token"),
+            ("HW_ACCESS_KEY", "hw-ak"),
+            ("HW_SECRET_KEY", "hw-sk"),
+        ]);
+        let (resolved, keys, warnings) =
+            load(&config(Source::Auto), &environment).expect("env resolves");
+        assert_eq!(
+            resolved,
+            Resolved::Env {
+                names: "HUAWEICLOUD_SDK_*"
+            }
+        );
+        assert_eq!(
+            keys,
+            ("sdk-ak".into(), "sdk-sk".into(), Some("sdk-token".into()))
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn environment_hw_names_are_used_when_sdk_names_are_unset() {
+        let environment = env(&[
+            ("HUAWEICLOUD_SDK_AK", ""),
+            ("HW_ACCESS_KEY", "hw-ak"),
+            ("HW_SECRET_KEY", "hw-sk"),
+            ("HW_SECURITY_TOKEN", "hw-token"),
+        ]);
+        let (resolved, keys, _) = load(&config(Source::Env), &environment).expect("env resolves");
+        assert_eq!(resolved, Resolved::Env { names: "HW_*" });
+        assert_eq!(
+            keys,
+            ("hw-ak".into(), "hw-sk".into(), Some("hw-token".into()))
+        );
+        assert_eq!(resolved.to_string(), "environment variables HW_*");
+    }
+
+    #[test]
+    fn environment_incomplete_set_names_the_missing_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("HUAWEICLOUD_SDK_AK", "a")], "HUAWEICLOUD_SDK_SK"),
+            (&[("HUAWEICLOUD_SDK_SK", "s")], "HUAWEICLOUD_SDK_AK"),
+            (
+                &[("HUAWEICLOUD_SDK_SECURITY_TOKEN", "t")],
+                "HUAWEICLOUD_SDK_AK",
+            ),
+            (&[("HW_ACCESS_KEY", "a")], "HW_SECRET_KEY"),
+            // An incomplete SDK set is an error even when the HW set is whole.
+            (
+                &[
+                    ("HUAWEICLOUD_SDK_AK", "a"),
+                    ("HW_ACCESS_KEY", "a"),
+                    ("HW_SECRET_KEY", "s"),
+                ],
+                "HUAWEICLOUD_SDK_SK",
+            ),
+        ];
+        for (pairs, expected) in cases {
+            for source in [Source::Auto, Source::Env] {
+                match CredentialProvider::new(&config(source), &env(pairs)) {
+                    Err(CredentialError::MissingVariable { name }) => {
+                        assert_eq!(name, *expected, "{pairs:?}")
+                    }
+                    other => panic!(
+                        "{pairs:?}: expected MissingVariable, got {:?}",
+                        other.map(|p| p.0)
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn explicit_env_source_without_variables_is_an_error() {
+        let result = CredentialProvider::new(&config(Source::Env), &env(&[]));
+        match result {
+            Err(error @ CredentialError::NotFound { .. }) => {
+                assert!(error.to_string().contains("HUAWEICLOUD_SDK_AK"), "{error}");
+            }
+            other => panic!("expected NotFound, got {:?}", other.map(|p| p.0)),
+        }
+    }
+
+    #[test]
+    fn files_from_credentials_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "access_key", "file-ak\n", 0o600);
+        write(dir.path(), "secret_key", "file-sk \n\n", 0o400);
+        let environment = env(&[(
+            "CREDENTIALS_DIRECTORY",
+            dir.path().to_str().expect("utf-8 tempdir"),
+        )]);
+        for source in [Source::Auto, Source::Files] {
+            let (resolved, keys, warnings) =
+                load(&config(source), &environment).expect("files resolve");
+            assert_eq!(
+                resolved,
+                Resolved::Files {
+                    access_key: dir.path().join("access_key"),
+                    secret_key: dir.path().join("secret_key"),
+                }
+            );
+            assert_eq!(keys, ("file-ak".into(), "file-sk".into(), None));
+            assert!(warnings.is_empty(), "{warnings:?}");
+        }
+        write(dir.path(), "security_token", "file-token\n", 0o600);
+        let (_, keys, _) = load(&config(Source::Files), &environment).expect("files resolve");
+        assert_eq!(keys.2.as_deref(), Some("file-token"));
+    }
+
+    #[test]
+    fn files_readable_by_others_warn_naming_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "access_key", "file-ak", 0o600);
+        let secret = write(dir.path(), "secret_key", "file-sk", 0o644);
+        let environment = env(&[(
+            "CREDENTIALS_DIRECTORY",
+            dir.path().to_str().expect("utf-8 tempdir"),
+        )]);
+        let (_, _, warnings) = load(&config(Source::Files), &environment).expect("files resolve");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(&secret.display().to_string()),
+            "{warnings:?}"
+        );
+        assert!(!warnings[0].contains("file-sk"));
+    }
+
+    #[test]
+    fn empty_file_is_an_error_naming_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "access_key", "file-ak", 0o600);
+        let secret = write(dir.path(), "secret_key", " \n", 0o600);
+        let environment = env(&[(
+            "CREDENTIALS_DIRECTORY",
+            dir.path().to_str().expect("utf-8 tempdir"),
+        )]);
+        match CredentialProvider::new(&config(Source::Auto), &environment) {
+            Err(CredentialError::Empty { path }) => assert_eq!(path, secret),
+            other => panic!("expected Empty, got {:?}", other.map(|p| p.0)),
+        }
+    }
+
+    #[test]
+    fn explicit_file_paths_are_used_and_must_exist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let access = write(dir.path(), "ak.txt", "explicit-ak", 0o600);
+        let secret = write(dir.path(), "sk.txt", "explicit-sk", 0o600);
+        let mut explicit = config(Source::Auto);
+        explicit.access_key_file = Some(access.clone());
+        explicit.secret_key_file = Some(secret.clone());
+        let (resolved, keys, _) = load(&explicit, &env(&[])).expect("files resolve");
+        assert_eq!(
+            resolved,
+            Resolved::Files {
+                access_key: access,
+                secret_key: secret
+            }
+        );
+        assert_eq!(keys, ("explicit-ak".into(), "explicit-sk".into(), None));
+
+        explicit.security_token_file = Some(dir.path().join("missing-token"));
+        match CredentialProvider::new(&explicit, &env(&[])) {
+            Err(CredentialError::Io { path, .. }) => {
+                assert_eq!(path, dir.path().join("missing-token"))
+            }
+            other => panic!("expected Io, got {:?}", other.map(|p| p.0)),
+        }
+
+        let mut half = config(Source::Files);
+        half.access_key_file = Some(dir.path().join("ak.txt"));
+        match CredentialProvider::new(&half, &env(&[])) {
+            Err(error @ CredentialError::Incomplete { .. }) => {
+                assert!(error.to_string().contains("secret_key_file"), "{error}");
+            }
+            other => panic!("expected Incomplete, got {:?}", other.map(|p| p.0)),
+        }
+    }
+
+    #[test]
+    fn profile_parse_reads_basic_section() {
+        let text = "\
+# a comment
+; another comment
+[other]
+ak = not-this-one
+sk = nor-this
+
+[ basic ]
+AK = profile-ak   # inline comment
+sk: \"profile-sk\"
+security_token =
+project_id = 0123456789abcdef
+unknown = ignored
+";
+        let profile = parse_profile(text, Path::new("/p")).expect("profile parses");
+        assert_eq!(profile.access_key.as_deref(), Some("profile-ak"));
+        assert_eq!(profile.secret_key.as_deref(), Some("profile-sk"));
+        assert_eq!(profile.security_token, None);
+        assert_eq!(profile.project_id.as_deref(), Some("0123456789abcdef"));
+    }
+
+    #[test]
+    fn profile_errors_name_path_and_line_but_not_values() {
+        let path = Path::new("/etc/profile-file");
+        let check = |text: &str, line: Option<usize>, message: &str| {
+            let result =
+                parse_profile(text, path).and_then(|profile| profile_credentials(&profile, path));
+            match result {
+                Err(error @ CredentialError::Profile { .. }) => {
+                    let CredentialError::Profile {
+                        path: got,
+                        line: got_line,
+                        ..
+                    } = &error
+                    else {
+                        unreachable!();
+                    };
+                    assert_eq!(got, path);
+                    assert_eq!(*got_line, line, "{text:?}");
+                    let shown = error.to_string();
+                    assert!(shown.contains("/etc/profile-file"), "{shown}");
+                    assert!(shown.contains(message), "{shown}");
+                    assert!(!shown.contains("SECRETVALUE"), "{shown}");
+                }
+                Err(other) => panic!("{text:?}: expected Profile, got {other}"),
+                Ok(_) => panic!("{text:?}: expected an error"),
+            }
+        };
+        check("[basic]\nak = AKSECRETVALUE\n", None, "no `sk`");
+        check("[basic]\nsk = SKSECRETVALUE\n", None, "no `ak`");
+        check("[other]\nak = a\nsk = s\n", None, "no `ak`");
+        check(
+            "[basic]\nak = a\nSKSECRETVALUE\n",
+            Some(3),
+            "expected `key = value`",
+        );
+        check("[basic\n", Some(1), "closing");
+    }
+
+    #[test]
+    fn profile_from_environment_variable_and_home() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let named = write(
+            dir.path(),
+            "named",
+            "[basic]\nak = named-ak\nsk = named-sk\n",
+            0o600,
+        );
+        let environment = env(&[(
+            "HUAWEICLOUD_SDK_CREDENTIALS_FILE",
+            named.to_str().expect("utf-8"),
+        )]);
+        let (resolved, keys, warnings) =
+            load(&config(Source::Profile), &environment).expect("profile resolves");
+        assert_eq!(resolved, Resolved::Profile { path: named });
+        assert_eq!(keys, ("named-ak".into(), "named-sk".into(), None));
+        assert!(warnings.is_empty());
+
+        std::fs::create_dir(dir.path().join(".huaweicloud")).expect("mkdir");
+        let home_profile = write(
+            &dir.path().join(".huaweicloud"),
+            "credentials",
+            "[basic]\nak = home-ak\nsk = home-sk\nsecurity_token = home-token\n",
+            0o644,
+        );
+        let environment = env(&[("HOME", dir.path().to_str().expect("utf-8"))]);
+        let (resolved, keys, warnings) =
+            load(&config(Source::Auto), &environment).expect("profile resolves");
+        assert_eq!(
+            resolved,
+            Resolved::Profile {
+                path: home_profile.clone()
+            }
+        );
+        assert_eq!(
+            keys,
+            (
+                "home-ak".into(),
+                "home-sk".into(),
+                Some("home-token".into())
+            )
+        );
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains(&home_profile.display().to_string()));
+    }
+
+    #[test]
+    fn auto_order_is_env_files_profile_metadata() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().to_str().expect("utf-8").to_string();
+        std::fs::create_dir(dir.path().join(".huaweicloud")).expect("mkdir");
+        write(
+            &dir.path().join(".huaweicloud"),
+            "credentials",
+            "[basic]\nak = p-ak\nsk = p-sk\n",
+            0o600,
+        );
+        let creds = dir.path().join("creds");
+        std::fs::create_dir(&creds).expect("mkdir");
+        write(&creds, "access_key", "f-ak", 0o600);
+        write(&creds, "secret_key", "f-sk", 0o600);
+        let creds = creds.to_str().expect("utf-8").to_string();
+        let empty_dir = dir.path().join("empty");
+        std::fs::create_dir(&empty_dir).expect("mkdir");
+        let empty_dir = empty_dir.to_str().expect("utf-8").to_string();
+
+        let everything = vec![
+            ("HW_ACCESS_KEY", "e-ak"),
+            ("HW_SECRET_KEY", "e-sk"),
+            ("CREDENTIALS_DIRECTORY", creds.as_str()),
+            ("HOME", home.as_str()),
+        ];
+        let check = |pairs: &[(&str, &str)], expected: &str| {
+            let (provider, _) =
+                CredentialProvider::new(&config(Source::Auto), &env(pairs)).expect("auto resolves");
+            let shown = match provider.resolved() {
+                Resolved::Env { .. } => "env",
+                Resolved::Files { .. } => "files",
+                Resolved::Profile { .. } => "profile",
+                Resolved::Metadata { .. } => "metadata",
+            };
+            assert_eq!(shown, expected, "{pairs:?}");
+        };
+        check(&everything, "env");
+        check(&everything[2..], "files");
+        check(
+            &[
+                ("CREDENTIALS_DIRECTORY", empty_dir.as_str()),
+                ("HOME", home.as_str()),
+            ],
+            "profile",
+        );
+        check(&everything[3..], "profile");
+        check(
+            &[
+                ("HOME", empty_dir.as_str()),
+                ("CREDENTIALS_DIRECTORY", empty_dir.as_str()),
+            ],
+            "metadata",
+        );
+        check(&[], "metadata");
+    }
+
+    #[test]
+    fn explicit_sources_fail_when_unusable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().to_str().expect("utf-8");
+        let environment = env(&[("HOME", empty), ("CREDENTIALS_DIRECTORY", empty)]);
+        assert!(matches!(
+            CredentialProvider::new(&config(Source::Files), &environment),
+            Err(CredentialError::Io { .. })
+        ));
+        assert!(matches!(
+            CredentialProvider::new(&config(Source::Files), &env(&[])),
+            Err(CredentialError::Incomplete { .. })
+        ));
+        assert!(matches!(
+            CredentialProvider::new(&config(Source::Profile), &environment),
+            Err(CredentialError::Io { .. })
+        ));
+        assert!(matches!(
+            CredentialProvider::new(&config(Source::Profile), &env(&[])),
+            Err(CredentialError::Incomplete { .. })
+        ));
+        let (provider, warnings) = CredentialProvider::new(
+            &config(Source::Metadata),
+            &env(&[("HW_ACCESS_KEY", "a"), ("HW_SECRET_KEY", "s")]),
+        )
+        .expect("metadata is chosen without I/O");
+        assert_eq!(
+            provider.resolved(),
+            &Resolved::Metadata {
+                url: "http://127.0.0.1:9".into()
+            }
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn reload_rereads_files_and_bumps_generation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "access_key", "ak-1", 0o600);
+        write(dir.path(), "secret_key", "sk-1", 0o600);
+        let environment = env(&[("CREDENTIALS_DIRECTORY", dir.path().to_str().expect("utf-8"))]);
+        let (provider, _) =
+            CredentialProvider::new(&config(Source::Auto), &environment).expect("files resolve");
+        assert_eq!(provider.generation(), 0);
+        assert!(!provider.reload(&environment).expect("reload works"));
+        assert_eq!(provider.generation(), 0);
+
+        write(dir.path(), "secret_key", "sk-2", 0o600);
+        assert!(provider.reload(&environment).expect("reload works"));
+        assert_eq!(provider.generation(), 1);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let credentials = runtime.block_on(provider.get()).expect("static get");
+        assert_eq!(credentials.secret_key.expose(), "sk-2");
+
+        // A failed reload keeps the keys in use.
+        write(dir.path(), "secret_key", "", 0o600);
+        assert!(matches!(
+            provider.reload(&environment),
+            Err(CredentialError::Empty { .. })
+        ));
+        let credentials = runtime.block_on(provider.get()).expect("static get");
+        assert_eq!(credentials.secret_key.expose(), "sk-2");
+        assert_eq!(provider.generation(), 1);
+    }
+
+    #[test]
+    fn reload_rereads_the_environment_snapshot() {
+        let first = env(&[("HUAWEICLOUD_SDK_AK", "a"), ("HUAWEICLOUD_SDK_SK", "s1")]);
+        let (provider, _) =
+            CredentialProvider::new(&config(Source::Env), &first).expect("env resolves");
+        assert!(!provider.reload(&first).expect("reload works"));
+        let second = env(&[("HUAWEICLOUD_SDK_AK", "a"), ("HUAWEICLOUD_SDK_SK", "s2")]);
+        assert!(provider.reload(&second).expect("reload works"));
+        assert_eq!(provider.generation(), 1);
+        assert!(matches!(
+            provider.reload(&env(&[])),
+            Err(CredentialError::MissingVariable { .. })
+        ));
+    }
+
+    #[test]
+    fn project_id_from_environment_and_profile() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let profile = write(
+            dir.path(),
+            "p",
+            "[basic]\nak=a\nsk=s\nproject_id = from-profile\n",
+            0o600,
+        );
+        let cases: &[(&[(&str, &str)], Option<&Path>, Option<&str>)] = &[
+            (
+                &[
+                    ("HUAWEICLOUD_SDK_PROJECT_ID", "sdk"),
+                    ("HW_PROJECT_ID", "hw"),
+                ],
+                Some(&profile),
+                Some("sdk"),
+            ),
+            (&[("HW_PROJECT_ID", "hw")], Some(&profile), Some("hw")),
+            (&[], Some(&profile), Some("from-profile")),
+            (&[], None, None),
+            (&[], Some(Path::new("/nonexistent/profile")), None),
+        ];
+        for (pairs, path, expected) in cases {
+            assert_eq!(
+                project_id_from_environment(&env(pairs), *path).as_deref(),
+                *expected,
+                "{pairs:?} {path:?}"
+            );
+        }
+        let via_variable = env(&[(
+            "HUAWEICLOUD_SDK_CREDENTIALS_FILE",
+            profile.to_str().expect("utf-8"),
+        )]);
+        assert_eq!(
+            project_id_from_environment(&via_variable, None).as_deref(),
+            Some("from-profile")
+        );
+    }
+
+    #[test]
+    fn timestamps_in_several_forms() {
+        let expected = DateTime::parse_from_rfc3339("2022-10-17T18:51:25.231Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        for text in [
+            "2022-10-17T18:51:25.231000Z",
+            "2022-10-17T18:51:25.231Z",
+            "2022-10-17T20:51:25.231+02:00",
+            "2022-10-17T18:51:25.231000",
+            "2022-10-17 18:51:25.231",
+        ] {
+            assert_eq!(parse_timestamp(text), Some(expected), "{text}");
+        }
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    /// What the fake metadata service answers and what it saw.
+    struct Fake {
+        /// The token to hand out; `None` answers the PUT with 404.
+        token: Option<String>,
+        /// The next securitykey answer: status and body.
+        answer: Mutex<(u16, String)>,
+        token_puts: AtomicUsize,
+        key_gets: AtomicUsize,
+        /// The `X-Metadata-Token` of each securitykey GET.
+        seen_tokens: Mutex<Vec<Option<String>>>,
+        /// The TTL header of each token PUT.
+        seen_ttls: Mutex<Vec<Option<String>>>,
+        /// When set, each securitykey GET announces itself and waits.
+        gate: Option<(tokio::sync::Notify, tokio::sync::Semaphore)>,
+    }
+
+    impl Fake {
+        fn new(token: Option<&str>) -> Fake {
+            Fake {
+                token: token.map(str::to_string),
+                answer: Mutex::new((500, String::new())),
+                token_puts: AtomicUsize::new(0),
+                key_gets: AtomicUsize::new(0),
+                seen_tokens: Mutex::new(Vec::new()),
+                seen_ttls: Mutex::new(Vec::new()),
+                gate: None,
+            }
+        }
+
+        fn serve_key(&self, access: &str, expires_at: DateTime<Utc>) {
+            let body = serde_json::json!({
+                "credential": {
+                    "access": access,
+                    "secret": format!("{access}-{SK}"),
+                    "securitytoken": TOKEN,
+                    "expires_at": expires_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+                }
+            });
+            self.answer_with(200, &body.to_string());
+        }
+
+        fn answer_with(&self, status: u16, body: &str) {
+            *self.answer.lock().expect("fake lock") = (status, body.to_string());
+        }
+
+        fn gets(&self) -> usize {
+            self.key_gets.load(Ordering::SeqCst)
+        }
+    }
+
+    fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    }
+
+    async fn token_handler(
+        State(fake): State<Arc<Fake>>,
+        headers: HeaderMap,
+    ) -> (StatusCode, String) {
+        fake.token_puts.fetch_add(1, Ordering::SeqCst);
+        fake.seen_ttls
+            .lock()
+            .expect("fake lock")
+            .push(header(&headers, METADATA_TOKEN_TTL_HEADER));
+        match &fake.token {
+            Some(token) => (StatusCode::OK, token.clone()),
+            None => (StatusCode::NOT_FOUND, "not found".to_string()),
+        }
+    }
+
+    async fn key_handler(
+        State(fake): State<Arc<Fake>>,
+        headers: HeaderMap,
+    ) -> (StatusCode, String) {
+        fake.key_gets.fetch_add(1, Ordering::SeqCst);
+        fake.seen_tokens
+            .lock()
+            .expect("fake lock")
+            .push(header(&headers, METADATA_TOKEN_HEADER));
+        if let Some((entered, release)) = &fake.gate {
+            entered.notify_one();
+            let permit = release.acquire().await.expect("gate is open");
+            permit.forget();
+        }
+        let (status, body) = fake.answer.lock().expect("fake lock").clone();
+        (StatusCode::from_u16(status).expect("valid status"), body)
+    }
+
+    async fn meta_data_handler() -> (StatusCode, String) {
+        (
+            StatusCode::OK,
+            r#"{"project_id":"c0ffee","availability_zone":"az1"}"#.to_string(),
+        )
+    }
+
+    /// Starts the fake on 127.0.0.1 and returns a metadata configuration
+    /// pointing at it.
+    async fn start(fake: Arc<Fake>) -> CredentialsConfig {
+        let app = axum::Router::new()
+            .route("/meta-data/latest/api/token", put(token_handler))
+            .route("/openstack/latest/securitykey", get(key_handler))
+            .route("/openstack/latest/meta_data.json", get(meta_data_handler))
+            .with_state(fake);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("local address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        CredentialsConfig {
+            source: Source::Metadata,
+            metadata_url: format!("http://{address}/"),
+            metadata_timeout: Duration::from_secs(30),
+            ..CredentialsConfig::default()
+        }
+    }
+
+    async fn metadata_provider(fake: &Arc<Fake>) -> CredentialProvider {
+        let config = start(fake.clone()).await;
+        let (provider, warnings) =
+            CredentialProvider::new(&config, &env(&[])).expect("metadata chosen");
+        assert!(warnings.is_empty());
+        assert_eq!(fake.gets(), 0, "new() does no network I/O");
+        provider
+    }
+
+    #[tokio::test]
+    async fn metadata_token_flow() {
+        let fake = Arc::new(Fake::new(Some("session-token")));
+        fake.serve_key("ak-1", Utc::now() + TimeDelta::hours(1));
+        let provider = metadata_provider(&fake).await;
+        let credentials = provider.get().await.expect("metadata keys");
+        assert_eq!(credentials.access_key.expose(), "ak-1");
+        assert_eq!(credentials.secret_key.expose(), format!("ak-1-{SK}"));
+        assert_eq!(
+            credentials.security_token.as_ref().map(Secret::expose),
+            Some(TOKEN)
+        );
+        assert!(credentials.expires_at.is_some());
+        assert_eq!(fake.token_puts.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            *fake.seen_ttls.lock().expect("lock"),
+            vec![Some("21600".to_string())]
+        );
+        assert_eq!(
+            *fake.seen_tokens.lock().expect("lock"),
+            vec![Some("session-token".to_string())]
+        );
+        assert_eq!(provider.generation(), 1);
+    }
+
+    #[tokio::test]
+    async fn metadata_without_token_support() {
+        let fake = Arc::new(Fake::new(None));
+        fake.serve_key("ak-1", Utc::now() + TimeDelta::hours(1));
+        let provider = metadata_provider(&fake).await;
+        let credentials = provider.get().await.expect("metadata keys");
+        assert_eq!(credentials.access_key.expose(), "ak-1");
+        assert_eq!(fake.token_puts.load(Ordering::SeqCst), 1);
+        assert_eq!(*fake.seen_tokens.lock().expect("lock"), vec![None]);
+    }
+
+    #[tokio::test]
+    async fn metadata_refreshes_only_inside_the_margin() {
+        let fake = Arc::new(Fake::new(None));
+        fake.serve_key("ak-1", Utc::now() + TimeDelta::hours(1));
+        let provider = metadata_provider(&fake).await;
+        provider.get().await.expect("first get");
+        provider.get().await.expect("second get");
+        assert_eq!(
+            fake.gets(),
+            1,
+            "a key with an hour left is not fetched again"
+        );
+
+        let fake = Arc::new(Fake::new(None));
+        fake.serve_key("ak-1", Utc::now() + TimeDelta::minutes(5));
+        let provider = metadata_provider(&fake).await;
+        provider.get().await.expect("first get");
+        provider.get().await.expect("second get");
+        assert_eq!(fake.gets(), 2, "a key with 5 minutes left is fetched again");
+    }
+
+    #[tokio::test]
+    async fn metadata_unrotated_key_is_not_fetched_on_every_call() {
+        let fake = Arc::new(Fake::new(None));
+        fake.serve_key("ak-1", Utc::now() + TimeDelta::minutes(5));
+        let provider = metadata_provider(&fake).await;
+        for _ in 0..5 {
+            let credentials = provider.get().await.expect("get");
+            assert_eq!(credentials.access_key.expose(), "ak-1");
+        }
+        // The first fetch, then one that brought back the same key; the
+        // rest wait for the retry interval.
+        assert_eq!(fake.gets(), 2);
+        assert_eq!(provider.generation(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metadata_concurrent_callers_share_one_fetch() {
+        let mut fake = Fake::new(Some("t"));
+        fake.gate = Some((tokio::sync::Notify::new(), tokio::sync::Semaphore::new(0)));
+        let fake = Arc::new(fake);
+        fake.serve_key("ak-1", Utc::now() + TimeDelta::hours(1));
+        let provider = metadata_provider(&fake).await;
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let provider = provider.clone();
+                tokio::spawn(async move { provider.get().await })
+            })
+            .collect();
+        let Some((entered, release)) = &fake.gate else {
+            unreachable!();
+        };
+        // The first fetch is in flight; the other callers pile up behind it.
+        entered.notified().await;
+        for _ in 0..64 {
+            tokio::task::yield_now().await;
+        }
+        release.add_permits(1000);
+        for task in tasks {
+            let credentials = task.await.expect("task").expect("get");
+            assert_eq!(credentials.access_key.expose(), "ak-1");
+        }
+        assert_eq!(fake.gets(), 1);
+        assert_eq!(fake.token_puts.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn metadata_without_agency_is_no_agency() {
+        let fake = Arc::new(Fake::new(None));
+        fake.answer_with(
+            401,
+            r#"{"error":"Please configure Cloud Service Agency first"}"#,
+        );
+        let provider = metadata_provider(&fake).await;
+        assert!(matches!(
+            provider.get().await,
+            Err(CredentialError::NoAgency)
+        ));
+
+        fake.answer_with(401, "unauthorized");
+        match provider.get().await {
+            Err(error @ CredentialError::Metadata { .. }) => {
+                assert!(error.to_string().contains("401"), "{error}");
+            }
+            other => panic!("expected Metadata, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn metadata_refresh_failure_keeps_the_valid_cached_key() {
+        let fake = Arc::new(Fake::new(None));
+        fake.serve_key("ak-1", Utc::now() + TimeDelta::minutes(5));
+        let provider = metadata_provider(&fake).await;
+        provider.get().await.expect("first get");
+        fake.answer_with(500, "internal error");
+        let credentials = provider.get().await.expect("cached key while still valid");
+        assert_eq!(credentials.access_key.expose(), "ak-1");
+        assert_eq!(fake.gets(), 2, "the refresh was attempted");
+        assert_eq!(provider.generation(), 1);
+    }
+
+    #[tokio::test]
+    async fn metadata_never_hands_out_an_expired_key() {
+        let fake = Arc::new(Fake::new(None));
+        fake.serve_key("ak-old", Utc::now() - TimeDelta::minutes(1));
+        let provider = metadata_provider(&fake).await;
+        assert!(matches!(
+            provider.get().await,
+            Err(CredentialError::Expired { .. })
+        ));
+        fake.answer_with(500, "");
+        assert!(matches!(
+            provider.get().await,
+            Err(CredentialError::Metadata { .. })
+        ));
+        assert_eq!(provider.generation(), 0);
+    }
+
+    #[tokio::test]
+    async fn metadata_rotation_bumps_generation() {
+        let fake = Arc::new(Fake::new(Some("t")));
+        fake.serve_key("ak-1", Utc::now() + TimeDelta::minutes(5));
+        let provider = metadata_provider(&fake).await;
+        assert_eq!(provider.generation(), 0);
+        provider.get().await.expect("first get");
+        assert_eq!(provider.generation(), 1);
+        fake.serve_key("ak-2", Utc::now() + TimeDelta::hours(1));
+        let credentials = provider.get().await.expect("rotated");
+        assert_eq!(credentials.access_key.expose(), "ak-2");
+        assert_eq!(provider.generation(), 2);
+        provider.get().await.expect("cached");
+        assert_eq!(provider.generation(), 2);
+        assert!(
+            !provider
+                .reload(&env(&[]))
+                .expect("metadata reload is a no-op")
+        );
+    }
+
+    #[tokio::test]
+    async fn metadata_bad_answers_name_the_url_not_the_body() {
+        let fake = Arc::new(Fake::new(None));
+        let provider = metadata_provider(&fake).await;
+        let secret_body =
+            format!(r#"{{"credential":{{"access":"{AK}","secret":"{SK}","expires_at":"soon"}}"#);
+        for body in [
+            format!("{secret_body}}}"),
+            secret_body.clone(),
+            format!("{{\"x\":\"{SK}\"}}"),
+        ] {
+            fake.answer_with(200, &body);
+            match provider.get().await {
+                Err(error @ CredentialError::Metadata { .. }) => {
+                    let shown = error.to_string();
+                    assert!(shown.contains("/openstack/latest/securitykey"), "{shown}");
+                    assert!(!shown.contains(AK) && !shown.contains(SK), "{shown}");
+                }
+                other => panic!("expected Metadata, got {other:?}"),
+            }
+        }
+        fake.answer_with(200, &"x".repeat(MAX_BODY_BYTES + 1));
+        match provider.get().await {
+            Err(error) => assert!(error.to_string().contains("64 KiB"), "{error}"),
+            Ok(_) => panic!("an oversized answer must fail"),
+        }
+    }
+
+    #[tokio::test]
+    async fn auto_chain_without_metadata_service_is_not_found() {
+        // Port 9 (discard) on 127.0.0.1 refuses connections.
+        let (provider, _) =
+            CredentialProvider::new(&config(Source::Auto), &env(&[])).expect("auto resolves");
+        match provider.get().await {
+            Err(error @ CredentialError::NotFound { .. }) => {
+                let shown = error.to_string();
+                assert!(shown.contains("HUAWEICLOUD_SDK_AK"), "{shown}");
+                assert!(shown.contains("CREDENTIALS_DIRECTORY"), "{shown}");
+                assert!(shown.contains("127.0.0.1:9"), "{shown}");
+            }
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn project_id_from_the_metadata_service() {
+        let fake = Arc::new(Fake::new(Some("t")));
+        let config = start(fake.clone()).await;
+        assert_eq!(
+            project_id_from_metadata(&config).await.expect("project id"),
+            "c0ffee"
+        );
+        assert_eq!(fake.token_puts.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn nothing_formatted_shows_a_secret() {
+        let secrets = [AK, SK, TOKEN];
+        let credentials = Credentials {
+            access_key: Secret::new(AK),
+            secret_key: Secret::new(SK),
+            security_token: Some(Secret::new(TOKEN)),
+            expires_at: Some(Utc::now()),
+        };
+        let environment = env(&[
+            ("HUAWEICLOUD_SDK_AK", AK),
+            ("HUAWEICLOUD_SDK_SK", SK),
+            ("HUAWEICLOUD_SDK_SECURITY_TOKEN", TOKEN),
+            ("HW_ACCESS_KEY", AK),
+            ("HW_SECRET_KEY", SK),
+            ("HW_SECURITY_TOKEN", TOKEN),
+        ]);
+        let (provider, _) =
+            CredentialProvider::new(&config(Source::Auto), &environment).expect("env resolves");
+        let errors = [
+            CredentialError::NotFound {
+                tried: "environment".into(),
+            },
+            CredentialError::MissingVariable {
+                name: "HUAWEICLOUD_SDK_SK",
+            },
+            CredentialError::Incomplete {
+                what: "secret_key_file".into(),
+            },
+            CredentialError::Io {
+                path: "/run/credentials/x/secret_key".into(),
+                source: std::io::Error::other("denied"),
+            },
+            CredentialError::Empty {
+                path: "/run/credentials/x/secret_key".into(),
+            },
+            parse_profile("[basic]\nak = x\nSKSECRETVALUE0001\n", Path::new("/p"))
+                .err()
+                .expect("a malformed line is an error"),
+            CredentialError::NoAgency,
+            CredentialError::Metadata {
+                url: "http://169.254.169.254".into(),
+                message: "answered HTTP 500".into(),
+            },
+            CredentialError::Expired {
+                expires_at: Utc::now(),
+            },
+        ];
+        let mut shown = vec![
+            format!("{credentials:?}"),
+            format!("{:?}", config(Source::Files)),
+            format!("{environment:?}"),
+            format!("{environment:#?}"),
+            format!("{provider:?}"),
+            format!("{:?}", provider.resolved()),
+            provider.resolved().to_string(),
+        ];
+        for error in &errors {
+            shown.push(format!("{error:?}"));
+            shown.push(error.to_string());
+            shown.push(format!("{:?}", error.duplicate()));
+        }
+        for text in &shown {
+            for secret in secrets {
+                assert!(!text.contains(secret), "{text} shows a secret");
+            }
+        }
+        assert!(format!("{environment:?}").contains("HUAWEICLOUD_SDK_SK"));
+    }
+}
