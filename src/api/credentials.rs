@@ -1351,8 +1351,11 @@ mod tests {
         }
     }
 
+    /// Access key, secret key and security token as plain strings.
+    type Keys = (String, String, Option<String>);
+
     /// The keys a provider hands out now, as plain strings.
-    fn keys(credentials: &Credentials) -> (String, String, Option<String>) {
+    fn keys(credentials: &Credentials) -> Keys {
         (
             credentials.access_key.expose().to_string(),
             credentials.secret_key.expose().to_string(),
@@ -1367,7 +1370,7 @@ mod tests {
     fn load(
         config: &CredentialsConfig,
         environment: &Environment,
-    ) -> Result<(Resolved, (String, String, Option<String>), Vec<String>), CredentialError> {
+    ) -> Result<(Resolved, Keys, Vec<String>), CredentialError> {
         let (provider, warnings) = CredentialProvider::new(config, environment)?;
         let Kind::Static { current, .. } = &provider.inner.kind else {
             panic!("expected a static source, got {}", provider.resolved());
@@ -1806,6 +1809,9 @@ unknown = ignored
         ));
     }
 
+    /// Environment pairs, profile path and the expected project id.
+    type ProjectIdCase<'a> = (&'a [(&'a str, &'a str)], Option<&'a Path>, Option<&'a str>);
+
     #[test]
     fn project_id_from_environment_and_profile() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1815,7 +1821,7 @@ unknown = ignored
             "[basic]\nak=a\nsk=s\nproject_id = from-profile\n",
             0o600,
         );
-        let cases: &[(&[(&str, &str)], Option<&Path>, Option<&str>)] = &[
+        let cases: &[ProjectIdCase] = &[
             (
                 &[
                     ("HUAWEICLOUD_SDK_PROJECT_ID", "sdk"),
@@ -2257,8 +2263,7 @@ unknown = ignored
                 path: "/run/credentials/x/secret_key".into(),
             },
             parse_profile("[basic]\nak = x\nSKSECRETVALUE0001\n", Path::new("/p"))
-                .err()
-                .expect("a malformed line is an error"),
+                .expect_err("a malformed line is an error"),
             CredentialError::NoAgency,
             CredentialError::Metadata {
                 url: "http://169.254.169.254".into(),
