@@ -1154,13 +1154,23 @@ impl CredentialProvider {
         &self,
         source: &MetadataSource,
     ) -> Result<Arc<Credentials>, CredentialError> {
-        if let Some(cached) = read_lock(&source.current)
-            && cached.is_fresh_at(Utc::now())
+        let now = Utc::now();
+        let cached = read_lock(&source.current);
+        if let Some(cached) = &cached
+            && cached.is_fresh_at(now)
         {
-            return Ok(cached);
+            return Ok(cached.clone());
         }
         let attempts_seen = source.attempts.load(Ordering::Acquire);
-        let mut state = source.refresh.lock().await;
+        let mut state = match source.refresh.try_lock() {
+            Ok(state) => state,
+            Err(_) => match cached.filter(|cached| cached.is_valid_at(now)) {
+                // Another caller is refreshing and the cached key still
+                // works: use it rather than wait for the metadata service.
+                Some(valid) => return Ok(valid),
+                None => source.refresh.lock().await,
+            },
+        };
         let now = Utc::now();
         let cached = read_lock(&source.current);
         if let Some(cached) = &cached
@@ -2096,6 +2106,41 @@ unknown = ignored
         }
         assert_eq!(fake.gets(), 1);
         assert_eq!(fake.token_puts.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metadata_valid_key_is_served_while_a_refresh_is_in_flight() {
+        let mut fake = Fake::new(None);
+        fake.gate = Some((tokio::sync::Notify::new(), tokio::sync::Semaphore::new(0)));
+        let fake = Arc::new(fake);
+        fake.serve_key("ak-1", Utc::now() + TimeDelta::minutes(5));
+        let provider = metadata_provider(&fake).await;
+        let Some((entered, release)) = &fake.gate else {
+            unreachable!();
+        };
+        let first = tokio::spawn({
+            let provider = provider.clone();
+            async move { provider.get().await }
+        });
+        entered.notified().await;
+        release.add_permits(1);
+        let first = first.await.expect("task").expect("first get");
+        assert_eq!(first.access_key.expose(), "ak-1");
+
+        fake.serve_key("ak-2", Utc::now() + TimeDelta::hours(1));
+        let refreshing = tokio::spawn({
+            let provider = provider.clone();
+            async move { provider.get().await }
+        });
+        entered.notified().await;
+        // The refresh holds the lock inside the fake; this caller does not wait.
+        let meanwhile = provider.get().await.expect("cached key");
+        assert_eq!(meanwhile.access_key.expose(), "ak-1");
+        release.add_permits(1);
+        let refreshed = refreshing.await.expect("task").expect("refreshed");
+        assert_eq!(refreshed.access_key.expose(), "ak-2");
+        assert_eq!(fake.gets(), 2);
+        assert_eq!(provider.generation(), 2);
     }
 
     #[tokio::test]
