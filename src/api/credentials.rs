@@ -624,7 +624,7 @@ fn profile_credentials(profile: &Profile, path: &Path) -> Result<Credentials, Cr
 /// Where the profile file is, and whether it was named explicitly by
 /// `HUAWEICLOUD_SDK_CREDENTIALS_FILE` (rather than being the default under
 /// `$HOME`); `None` when neither variable is set.
-fn profile_path(env: &Environment) -> Option<(PathBuf, bool)> {
+fn default_profile_path(env: &Environment) -> Option<(PathBuf, bool)> {
     if let Some(path) = env.non_empty(PROFILE_FILE_VARIABLE) {
         return Some((PathBuf::from(path), true));
     }
@@ -696,7 +696,7 @@ fn settle_auto(
             "credential files ({CREDENTIALS_DIRECTORY_VARIABLE} unset)"
         )),
     }
-    match profile_path(env) {
+    match default_profile_path(env) {
         Some((path, explicit)) if explicit || path.exists() => {
             return settle_profile(path, warnings);
         }
@@ -766,7 +766,7 @@ fn settle(
                 ),
             }),
         },
-        Source::Profile => match profile_path(env) {
+        Source::Profile => match default_profile_path(env) {
             Some((path, _)) => settle_profile(path, warnings),
             None => Err(CredentialError::Incomplete {
                 what: format!("the profile source needs {PROFILE_FILE_VARIABLE} or HOME"),
@@ -1286,16 +1286,16 @@ impl CredentialProvider {
 /// `None`.
 pub fn project_id_from_environment(
     env: &Environment,
-    profile_path_override: Option<&Path>,
+    profile_path: Option<&Path>,
 ) -> Option<String> {
     for names in [&SDK_NAMES, &HW_NAMES] {
         if let Some(project_id) = env.non_empty(names.project_id) {
             return Some(project_id.to_string());
         }
     }
-    let path = match profile_path_override {
+    let path = match profile_path {
         Some(path) => path.to_path_buf(),
-        None => profile_path(env)?.0,
+        None => default_profile_path(env)?.0,
     };
     let text = std::fs::read_to_string(&path).ok()?;
     match parse_profile(&text, &path) {
