@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
 
@@ -33,11 +33,31 @@ pub const THROTTLE_BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// At most one `api.error` line per `error_type` in this period.
 pub const API_ERROR_PERIOD: Duration = Duration::from_secs(10);
 
+/// governor's view of tokio's clock, so that the budget follows paused
+/// time in tests exactly like every other timer of the scheduler.
+#[derive(Clone, Copy, Debug)]
+pub struct TokioClock {
+    origin: Instant,
+}
+
+impl Clock for TokioClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.origin)
+    }
+}
+
 /// The configured request budget: `requests_per_second` with `burst`,
 /// enforced by governor.
 pub struct Budget {
-    limiter: RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>,
-    clock: DefaultClock,
+    limiter: RateLimiter<
+        governor::state::NotKeyed,
+        governor::state::InMemoryState,
+        TokioClock,
+        governor::middleware::NoOpMiddleware<Duration>,
+    >,
+    clock: TokioClock,
     requests_per_second: f64,
 }
 
@@ -62,9 +82,15 @@ impl Budget {
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
             .allow_burst(burst);
+        // The origin lies a little in the past so that the first instants
+        // are never at zero.
+        let now = Instant::now();
+        let clock = TokioClock {
+            origin: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
+        };
         Budget {
-            limiter: RateLimiter::direct(quota),
-            clock: DefaultClock::default(),
+            limiter: RateLimiter::direct_with_clock(quota, clock),
+            clock,
             requests_per_second: rate,
         }
     }

@@ -10,6 +10,7 @@ pub mod cadence;
 pub mod events;
 pub mod ids;
 pub mod logging;
+pub mod scheduler;
 pub mod secret;
 pub mod sim;
 pub mod state;
