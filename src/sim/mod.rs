@@ -1,1 +1,141 @@
-//! The job API simulator (stub; being written).
+//! The job API simulator: an HTTP server that speaks the wire format of
+//! Huawei Cloud ECS `GET /v1/{project_id}/jobs/{job_id}`, checks
+//! SDK-HMAC-SHA256 signatures like the API gateway, plays job timelines
+//! from a scenario, and injects faults, for the daemon's tests, demo and
+//! benchmarks.
+//!
+//! `spawn` runs it on an ephemeral loopback port in the background and
+//! returns a `SimHandle`; `serve` runs it on a given listener until a
+//! shutdown future completes (the `sim` subcommand). The unsigned control
+//! API under `/_sim/` and the handle's methods read statistics, add jobs
+//! and replace fault rules while it runs. `docs/simulator.md` describes the
+//! scenario format and every answer.
+
+mod auth;
+mod faults;
+mod scenario;
+mod server;
+mod state;
+mod timeline;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use scenario::{
+    Credential, FaultKind, FaultRule, JobSpec, Limits, NotFoundStyle, Scenario, ScenarioError,
+    SubJobSpec, TimelineEntry,
+};
+pub use server::{FORBIDDEN_CODE, NO_SUCH_API_CODE};
+pub use state::{JobStats, Stats};
+
+use state::Shared;
+
+/// A simulator running in a background task.
+///
+/// Dropping the handle stops the server as `shutdown` would, without
+/// waiting for it.
+#[derive(Debug)]
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl SimHandle {
+    /// The address the simulator listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, the endpoint to point a client at.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A copy of the statistics so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Adds jobs whose timelines start now; a job with an existing id
+    /// replaces it. Invalid jobs are logged and none of the list is added;
+    /// use `try_add_jobs` to see the error.
+    pub fn add_jobs(&self, jobs: Vec<JobSpec>) {
+        if let Err(error) = self.try_add_jobs(jobs) {
+            tracing::warn!(%error, "simulator: jobs not added");
+        }
+    }
+
+    /// Like `add_jobs`, but returns the validation error.
+    pub fn try_add_jobs(&self, jobs: Vec<JobSpec>) -> Result<(), ScenarioError> {
+        self.shared.add_jobs(jobs).map(|_| ())
+    }
+
+    /// Replaces the fault rules; their windows stay relative to the
+    /// simulator's start. Invalid rules are logged and the old ones kept;
+    /// use `try_set_faults` to see the error.
+    pub fn set_faults(&self, faults: Vec<FaultRule>) {
+        if let Err(error) = self.try_set_faults(faults) {
+            tracing::warn!(%error, "simulator: fault rules not replaced");
+        }
+    }
+
+    /// Like `set_faults`, but returns the validation error.
+    pub fn try_set_faults(&self, faults: Vec<FaultRule>) -> Result<(), ScenarioError> {
+        self.shared.set_faults(faults).map(|_| ())
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the
+    /// server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "simulator: server ended with an error"),
+            Err(error) => tracing::warn!(%error, "simulator: server task failed"),
+        }
+    }
+}
+
+/// Binds 127.0.0.1:0 and serves in a background task (for tests).
+pub async fn spawn(scenario: Scenario) -> anyhow::Result<SimHandle> {
+    let shared = Shared::new(scenario).context("invalid simulator scenario")?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .context("cannot bind the simulator to 127.0.0.1:0")?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the simulator's address")?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async move {
+        // A dropped sender stops the server as well.
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(server::run(listener, Arc::clone(&shared), shutdown));
+    Ok(SimHandle {
+        addr,
+        shared,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Serves on an already bound listener until `shutdown` completes (for the
+/// `sim` subcommand).
+pub async fn serve(
+    listener: TcpListener,
+    scenario: Scenario,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let shared = Shared::new(scenario).context("invalid simulator scenario")?;
+    server::run(listener, shared, shutdown).await
+}
