@@ -576,6 +576,16 @@ secret_key = "SK"
     }
 
     #[test]
+    fn documentation_shows_the_example_scenario() {
+        let documentation = include_str!("../../docs/simulator.md");
+        let example = include_str!("../../config/sim-scenario.toml");
+        assert!(
+            documentation.contains(&format!("```toml\n{example}```")),
+            "docs/simulator.md must show config/sim-scenario.toml verbatim"
+        );
+    }
+
+    #[test]
     fn minimal_scenario_parses_with_defaults() {
         let scenario = Scenario::from_toml_str(MINIMAL).unwrap();
         assert_eq!(scenario.project_id, None);
