@@ -765,6 +765,9 @@ timeline = [ { at = "10s", status = "RUNNING" }, { at = "15s", status = "SUCCESS
         let (status, _, _) = get(&sim, &job_path("added")).await;
         assert_eq!(status, StatusCode::OK);
 
+        let response = client.post(url("/_sim/stats")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(response.headers().contains_key("x-request-id"));
         let response = client.get(url("/_sim/stats")).send().await.unwrap();
         assert!(response.headers().contains_key("x-request-id"));
         let stats: Stats = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();

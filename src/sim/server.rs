@@ -124,7 +124,19 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/jobs", post(add_jobs))
         .route("/_sim/faults", put(set_faults))
         .fallback(api)
+        .layer(axum::middleware::map_response(ensure_request_id))
         .with_state(shared)
+}
+
+/// Gives the answers axum makes itself (405 for a wrong method on a control
+/// path, 400 for a body it cannot read) an `X-Request-Id` too.
+async fn ensure_request_id(mut response: Response) -> Response {
+    if !response.headers().contains_key(REQUEST_ID_HEADER)
+        && let Ok(value) = HeaderValue::from_str(&new_request_id())
+    {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
 }
 
 /// A fresh random request id, 32 hex digits.
