@@ -1,0 +1,547 @@
+//! The simulator's HTTP side: a hand-rolled accept loop that serves each
+//! connection with hyper, the axum router with the job API and the control
+//! API, and the responses in the two error shapes of the real service.
+//!
+//! Connections are served one task each so that a handler can close its
+//! own connection without answering (the `drop` fault): every request
+//! carries its connection's `ConnectionAbort` token, and cancelling it makes
+//! the connection task drop the connection. Panics are never relied upon,
+//! since release builds abort on panic.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use hyper_util::rt::TokioIo;
+use rand::Rng;
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::auth::{self, Received, Rejection};
+use super::faults;
+use super::scenario::{FaultKind, FaultRule, JobSpec, NotFoundStyle};
+use super::state::Shared;
+use super::timeline;
+
+/// The largest request body read; job queries have none.
+const MAX_REQUEST_BODY: usize = 1 << 20;
+
+/// How long the accept loop rests after a failed `accept` (for example
+/// when the process is out of file descriptors).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// The header every response carries.
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The error code the simulator uses for 403s (forbidden key, wrong project).
+pub const FORBIDDEN_CODE: &str = "Ecs.0000";
+
+/// The error code the simulator uses for paths it does not serve.
+pub const NO_SUCH_API_CODE: &str = "Ecs.0404";
+
+/// Cancelling this token closes the connection the request arrived on.
+#[derive(Debug, Clone)]
+struct ConnectionAbort(CancellationToken);
+
+/// Accepts connections on `listener` until `shutdown` completes, then
+/// closes idle connections, lets in-flight requests finish, and returns.
+pub async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let router = router(shared);
+    let stop = CancellationToken::new();
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    connections.spawn(serve_connection(stream, router.clone(), stop.clone()));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "simulator: accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
+            Some(_finished) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    stop.cancel();
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Serves one connection until it ends, a handler aborts it, or `stop`
+/// asks for a graceful close.
+async fn serve_connection(stream: TcpStream, router: Router, stop: CancellationToken) {
+    let abort = CancellationToken::new();
+    let request_abort = abort.clone();
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        request
+            .extensions_mut()
+            .insert(ConnectionAbort(request_abort.clone()));
+        router.clone().oneshot(request.map(Body::new))
+    });
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "simulator: connection ended with an error");
+            }
+            return;
+        }
+        // Returning drops the connection, which closes the socket unanswered.
+        () = abort.cancelled() => return,
+        () = stop.cancelled() => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = abort.cancelled() => {}
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/_sim/stats", get(stats))
+        .route("/_sim/jobs", post(add_jobs))
+        .route("/_sim/faults", put(set_faults))
+        .fallback(api)
+        .layer(axum::middleware::map_response(ensure_request_id))
+        .with_state(shared)
+}
+
+/// Gives the answers axum makes itself (405 for a wrong method on a control
+/// path, 400 for a body it cannot read) an `X-Request-Id` too.
+async fn ensure_request_id(mut response: Response) -> Response {
+    if !response.headers().contains_key(REQUEST_ID_HEADER)
+        && let Ok(value) = HeaderValue::from_str(&new_request_id())
+    {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// A fresh random request id, 32 hex digits.
+fn new_request_id() -> String {
+    format!("{:032x}", rand::rng().random::<u128>())
+}
+
+/// A JSON response with `X-Request-Id`.
+fn respond(status: StatusCode, body: impl Into<Body>, request_id: &str) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+fn to_json(value: &impl Serialize) -> Vec<u8> {
+    // Serializing plain structs and maps with string keys cannot fail; an
+    // empty object is a safe answer if it ever did.
+    serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// The API gateway's error shape: `{"error_code","error_msg","request_id"}`.
+fn gateway_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
+    let body = json!({"error_code": code, "error_msg": message, "request_id": request_id});
+    respond(status, to_json(&body), request_id)
+}
+
+/// ECS's own error shape: `{"error":{"code","message"}}`.
+fn ecs_error_body(code: &str, message: &str) -> Vec<u8> {
+    to_json(&json!({"error": {"code": code, "message": message}}))
+}
+
+fn ecs_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
+    respond(status, ecs_error_body(code, message), request_id)
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// `/v1/{project_id}/jobs/{job_id}`, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JobPath {
+    project_id: String,
+    job_id: String,
+}
+
+impl JobPath {
+    fn parse(path: &str) -> Option<JobPath> {
+        let decoded = crate::api::sign::percent_decode(path);
+        let mut segments = decoded.strip_prefix("/v1/")?.split('/');
+        let project_id = segments.next()?;
+        if segments.next()? != "jobs" {
+            return None;
+        }
+        let job_id = segments.next()?;
+        if segments.next().is_some() || project_id.is_empty() || job_id.is_empty() {
+            return None;
+        }
+        Some(JobPath {
+            project_id: project_id.to_string(),
+            job_id: job_id.to_string(),
+        })
+    }
+}
+
+/// Everything that is not the control API: the job API under `/v1/`, and
+/// 404 for the rest.
+async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let request_id = new_request_id();
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    if !path.starts_with("/v1/") {
+        return no_such_api(&parts.method, path, &request_id);
+    }
+    let arrival = Instant::now();
+    let target = JobPath::parse(path);
+    let job_id = target.as_ref().map(|target| target.job_id.as_str());
+    shared.lock().record_arrival(arrival, job_id);
+
+    let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
+        Ok(body) => body,
+        Err(_) => Bytes::new(),
+    };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let received = Received {
+        method: parts.method.as_str(),
+        path,
+        query: parts.uri.query(),
+        headers: &headers,
+        body: &body,
+    };
+    let now_wall = shared.clock.wall(shared.clock.elapsed());
+    let credential = match auth::verify(&received, &shared.credentials, now_wall) {
+        Ok(credential) => credential,
+        Err(rejection) => {
+            shared.lock().stats.rejected_auth += 1;
+            return match rejection {
+                Rejection::Signature => gateway_error(
+                    StatusCode::UNAUTHORIZED,
+                    "APIGW.0301",
+                    "Incorrect IAM authentication information: verify aksk signature fail",
+                    &request_id,
+                ),
+                Rejection::Date => gateway_error(
+                    StatusCode::UNAUTHORIZED,
+                    "APIGW.0303",
+                    "Incorrect IAM authentication information: \
+                     X-Sdk-Date is missing or not within 15 minutes of the server time",
+                    &request_id,
+                ),
+            };
+        }
+    };
+    if credential.forbidden {
+        return ecs_error(
+            StatusCode::FORBIDDEN,
+            FORBIDDEN_CODE,
+            "Policy doesn't allow ecs:cloudServers:showJob to be performed.",
+            &request_id,
+        );
+    }
+
+    let limit = shared.requests_per_second;
+    if !shared.lock().admit(arrival, limit) {
+        let message = format!(
+            "The throttling threshold has been reached: policy user over ratelimit,limit:{limit},time:1 second"
+        );
+        let mut response = gateway_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "APIGW.0308",
+            &message,
+            &request_id,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
+
+    let drawn = {
+        let mut state = shared.lock();
+        let drawn = faults::draw(
+            &state.faults,
+            shared.clock.elapsed(),
+            job_id,
+            &mut rand::rng(),
+        );
+        for _ in 0..drawn.latency_rules {
+            state.record_fault(FaultKind::Latency);
+        }
+        if let Some(rule) = &drawn.answer {
+            state.record_fault(rule.kind);
+        }
+        drawn
+    };
+    if !drawn.latency.is_zero() {
+        tokio::time::sleep(drawn.latency).await;
+    }
+    if let Some(rule) = drawn.answer {
+        if rule.kind == FaultKind::Drop
+            && let Some(ConnectionAbort(abort)) = parts.extensions.get::<ConnectionAbort>()
+        {
+            // The connection task drops the connection, and this future
+            // with it, before any byte of a response is written.
+            abort.cancel();
+            std::future::pending::<()>().await;
+        }
+        return fault_response(&shared, &rule, &parts.method, target.as_ref(), &request_id);
+    }
+
+    let (status, body) = answer(&shared, &parts.method, target.as_ref(), true);
+    respond(status, body, &request_id)
+}
+
+fn no_such_api(method: &Method, path: &str, request_id: &str) -> Response {
+    ecs_error(
+        StatusCode::NOT_FOUND,
+        NO_SUCH_API_CODE,
+        &format!("The API does not exist: {method} {path}"),
+        request_id,
+    )
+}
+
+/// The answer past authentication, rate limit and faults: project check,
+/// job lookup, job body. `record` notes served statuses in the statistics.
+fn answer(
+    shared: &Shared,
+    method: &Method,
+    target: Option<&JobPath>,
+    record: bool,
+) -> (StatusCode, Vec<u8>) {
+    let Some(target) = target.filter(|_| method == Method::GET) else {
+        return (
+            StatusCode::NOT_FOUND,
+            ecs_error_body(NO_SUCH_API_CODE, "The API does not exist."),
+        );
+    };
+    if let Some(project_id) = &shared.project_id
+        && *project_id != target.project_id
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            ecs_error_body(
+                FORBIDDEN_CODE,
+                "The project in the request path is not the project of the credential.",
+            ),
+        );
+    }
+    let elapsed = shared.clock.elapsed();
+    let mut state = shared.lock();
+    let Some(job) = state.jobs.get(&target.job_id) else {
+        return not_found(NotFoundStyle::Ecs0103);
+    };
+    let since_base = elapsed.saturating_sub(job.base);
+    if !timeline::is_visible(&job.spec, since_base) {
+        return not_found(job.spec.not_found);
+    }
+    let body = timeline::job_body(&job.spec, since_base, shared.clock.wall(job.base));
+    if record {
+        state.record_served(&target.job_id, &body.status, elapsed);
+    }
+    (StatusCode::OK, to_json(&body))
+}
+
+fn not_found(style: NotFoundStyle) -> (StatusCode, Vec<u8>) {
+    match style {
+        NotFoundStyle::Ecs0103 => (
+            StatusCode::NOT_FOUND,
+            ecs_error_body("Ecs.0103", "The job does not exist."),
+        ),
+        NotFoundStyle::Common0011 => (
+            StatusCode::BAD_REQUEST,
+            ecs_error_body("Common.0011", "Failed to query system tasks."),
+        ),
+    }
+}
+
+/// The answer a drawn fault rule gives instead of the normal one.
+fn fault_response(
+    shared: &Shared,
+    rule: &FaultRule,
+    method: &Method,
+    target: Option<&JobPath>,
+    request_id: &str,
+) -> Response {
+    match rule.kind {
+        FaultKind::ServerError => {
+            let code = status(faults::server_error_status(rule, &mut rand::rng()));
+            let message = match code.as_u16() {
+                502 => "Bad gateway.",
+                503 => "Service unavailable.",
+                504 => "Gateway timeout.",
+                _ => "Internal server error.",
+            };
+            ecs_error(code, "Ecs.0500", message, request_id)
+        }
+        FaultKind::Throttle => {
+            let mut response = gateway_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "APIGW.0308",
+                "The throttling threshold has been reached: policy user over ratelimit,limit:200,time:1 second",
+                request_id,
+            );
+            if let Some(value) = rule
+                .retry_after
+                .and_then(|delay| retry_after_value(shared, delay, rule.retry_after_http_date))
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        FaultKind::Throttle202 => gateway_error(
+            StatusCode::ACCEPTED,
+            "Common.0024",
+            "Flow limit exceeded",
+            request_id,
+        ),
+        FaultKind::ClientError => ecs_error(
+            StatusCode::BAD_REQUEST,
+            "Ecs.0005",
+            "request body is illegal.",
+            request_id,
+        ),
+        FaultKind::Truncate => truncated(shared, method, target, request_id),
+        // `api` closes the connection itself; this answer is only reached
+        // without a connection to close (the router served by another
+        // loop), and a truncated answer is the nearest thing.
+        FaultKind::Drop => truncated(shared, method, target, request_id),
+        // Latency rules never answer; `faults::draw` adds them up instead.
+        FaultKind::Latency => {
+            let (status, body) = answer(shared, method, target, true);
+            respond(status, body, request_id)
+        }
+    }
+}
+
+/// A 200 announcing the normal answer's length but sending half of it.
+fn truncated(
+    shared: &Shared,
+    method: &Method,
+    target: Option<&JobPath>,
+    request_id: &str,
+) -> Response {
+    let (_, full) = answer(shared, method, target, false);
+    let length = HeaderValue::from(full.len());
+    let mut response = respond(StatusCode::OK, faults::truncated_body(full), request_id);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, length);
+    response
+}
+
+/// `Retry-After` as whole seconds (rounded up) or as an HTTP date.
+fn retry_after_value(shared: &Shared, delay: Duration, http_date: bool) -> Option<HeaderValue> {
+    let text = if http_date {
+        let at = shared.clock.wall(shared.clock.elapsed() + delay);
+        httpdate::fmt_http_date(SystemTime::from(at))
+    } else {
+        let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        seconds.to_string()
+    };
+    HeaderValue::from_str(&text).ok()
+}
+
+/// `GET /_sim/stats`.
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    respond(StatusCode::OK, to_json(&shared.stats()), &new_request_id())
+}
+
+/// `POST /_sim/jobs` with a JSON array of `JobSpec`.
+async fn add_jobs(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let request_id = new_request_id();
+    let result = serde_json::from_slice::<Vec<JobSpec>>(&body)
+        .map_err(|error| error.to_string())
+        .and_then(|jobs| shared.add_jobs(jobs).map_err(|error| error.to_string()));
+    match result {
+        Ok(count) => respond(
+            StatusCode::OK,
+            to_json(&json!({"added": count})),
+            &request_id,
+        ),
+        Err(message) => control_error(&message, &request_id),
+    }
+}
+
+/// `PUT /_sim/faults` with a JSON array of `FaultRule`.
+async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let request_id = new_request_id();
+    let result = serde_json::from_slice::<Vec<FaultRule>>(&body)
+        .map_err(|error| error.to_string())
+        .and_then(|faults| shared.set_faults(faults).map_err(|error| error.to_string()));
+    match result {
+        Ok(count) => respond(
+            StatusCode::OK,
+            to_json(&json!({"faults": count})),
+            &request_id,
+        ),
+        Err(message) => control_error(&message, &request_id),
+    }
+}
+
+fn control_error(message: &str, request_id: &str) -> Response {
+    respond(
+        StatusCode::BAD_REQUEST,
+        to_json(&json!({"error": message})),
+        request_id,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_paths() {
+        let check = |path: &str, expected: Option<(&str, &str)>| {
+            let parsed = JobPath::parse(path);
+            let parsed = parsed
+                .as_ref()
+                .map(|target| (target.project_id.as_str(), target.job_id.as_str()));
+            assert_eq!(parsed, expected, "{path}");
+        };
+        check("/v1/p/jobs/j", Some(("p", "j")));
+        check("/v1/p/jobs/j%2Dk", Some(("p", "j-k")));
+        check("/v1/p/jobs/", None);
+        check("/v1/p/jobs/j/", None);
+        check("/v1/p/cloudservers/j", None);
+        check("/v1//jobs/j", None);
+        check("/v2/p/jobs/j", None);
+    }
+}

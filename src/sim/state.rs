@@ -1,0 +1,285 @@
+//! The simulator's mutable state behind one lock: live jobs, fault rules,
+//! the rate limiter's window and the counters that `Stats` reports.
+//!
+//! The lock is a `std::sync::Mutex` that is never held across an `.await`;
+//! a poisoned lock is taken over as it is, since every update leaves the
+//! state consistent.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::scenario::{
+    Credential, FaultKind, FaultRule, JobSpec, Scenario, ScenarioError, validate_faults,
+    validate_jobs,
+};
+use super::timeline::wall_time;
+
+/// The length of the rate limiter's and the statistics' sliding window.
+const WINDOW: Duration = Duration::from_secs(1);
+
+/// What the simulator has seen, as `GET /_sim/stats` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Every request to `/v1/...`, whatever the outcome.
+    pub requests_total: u64,
+    /// Requests answered 401 (signature, date or token).
+    pub rejected_auth: u64,
+    /// Requests answered 429 by the global rate limit (not by faults).
+    pub rejected_rate_limit: u64,
+    /// Injected faults by kind (`server_error`, `latency`, ...).
+    pub faults_injected: BTreeMap<String, u64>,
+    /// The most `/v1` requests that arrived within any one second.
+    pub max_requests_in_any_1s_window: u64,
+    /// Per known job id.
+    pub jobs: BTreeMap<String, JobStats>,
+}
+
+/// What the simulator has seen for one job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStats {
+    /// Requests naming this job, whatever the outcome.
+    pub requests: u64,
+    /// For each status, milliseconds since the simulator's start when a
+    /// 200 first carried it.
+    pub first_served: BTreeMap<String, u64>,
+}
+
+/// A job the simulator serves and the offset its timeline counts from.
+#[derive(Debug, Clone)]
+pub struct LiveJob {
+    /// The job as specified.
+    pub spec: JobSpec,
+    /// The offset from the simulator's start at which it was added.
+    pub base: Duration,
+}
+
+/// The simulator's clock: a `tokio::time::Instant` origin, so paused-time
+/// tests move it, and the wall time that origin stands for.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+    start_wall: DateTime<Utc>,
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn start() -> Clock {
+        Clock {
+            start: Instant::now(),
+            start_wall: Utc::now(),
+        }
+    }
+
+    /// The time since the start.
+    pub fn elapsed(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.start)
+    }
+
+    /// The wall time at `offset` after the start.
+    pub fn wall(&self, offset: Duration) -> DateTime<Utc> {
+        wall_time(self.start_wall, offset)
+    }
+}
+
+/// Everything the request handlers share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The simulator's clock.
+    pub clock: Clock,
+    /// When set, the only project served.
+    pub project_id: Option<String>,
+    /// Accepted credentials by access key.
+    pub credentials: HashMap<String, Credential>,
+    /// Requests admitted per sliding second; 0 means no limit.
+    pub requests_per_second: u32,
+    state: Mutex<State>,
+}
+
+/// The part that changes.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Live jobs by id.
+    pub jobs: HashMap<String, LiveJob>,
+    /// The fault rules, in order.
+    pub faults: Vec<FaultRule>,
+    /// The counters.
+    pub stats: Stats,
+    arrivals: VecDeque<Instant>,
+    admitted: VecDeque<Instant>,
+}
+
+impl Shared {
+    /// Validates `scenario` and builds the state, with the clock starting now.
+    pub fn new(scenario: Scenario) -> Result<Arc<Shared>, ScenarioError> {
+        scenario.validate()?;
+        let clock = Clock::start();
+        let mut state = State {
+            faults: scenario.faults,
+            ..State::default()
+        };
+        for spec in scenario.jobs {
+            state.stats.jobs.entry(spec.id.clone()).or_default();
+            state.jobs.insert(
+                spec.id.clone(),
+                LiveJob {
+                    spec,
+                    base: Duration::ZERO,
+                },
+            );
+        }
+        let credentials = scenario
+            .credentials
+            .into_iter()
+            .map(|credential| (credential.access_key.clone(), credential))
+            .collect();
+        Ok(Arc::new(Shared {
+            clock,
+            project_id: scenario.project_id,
+            credentials,
+            requests_per_second: scenario.limits.requests_per_second,
+            state: Mutex::new(state),
+        }))
+    }
+
+    /// The state, locked.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> Stats {
+        self.lock().stats.clone()
+    }
+
+    /// Validates `jobs` and adds them with timelines starting now; a job
+    /// whose id already exists is replaced (its counters are kept).
+    pub fn add_jobs(&self, jobs: Vec<JobSpec>) -> Result<usize, ScenarioError> {
+        validate_jobs(&jobs)?;
+        let base = self.clock.elapsed();
+        let count = jobs.len();
+        let mut state = self.lock();
+        for spec in jobs {
+            state.stats.jobs.entry(spec.id.clone()).or_default();
+            state.jobs.insert(spec.id.clone(), LiveJob { spec, base });
+        }
+        Ok(count)
+    }
+
+    /// Validates `faults` and replaces the rule list with them.
+    pub fn set_faults(&self, faults: Vec<FaultRule>) -> Result<usize, ScenarioError> {
+        validate_faults(&faults)?;
+        let count = faults.len();
+        self.lock().faults = faults;
+        Ok(count)
+    }
+}
+
+impl State {
+    /// Counts a `/v1` request arriving at `now` for `job_id`, and updates
+    /// the busiest-second statistic.
+    pub fn record_arrival(&mut self, now: Instant, job_id: Option<&str>) {
+        self.stats.requests_total += 1;
+        prune(&mut self.arrivals, now);
+        self.arrivals.push_back(now);
+        let in_window = self.arrivals.len() as u64;
+        if in_window > self.stats.max_requests_in_any_1s_window {
+            self.stats.max_requests_in_any_1s_window = in_window;
+        }
+        if let Some(job_id) = job_id
+            && let Some(job_stats) = self.stats.jobs.get_mut(job_id)
+        {
+            job_stats.requests += 1;
+        }
+    }
+
+    /// Admits a request at `now` under a limit of `limit` per sliding
+    /// second, or counts it as rejected and returns false.
+    pub fn admit(&mut self, now: Instant, limit: u32) -> bool {
+        if limit == 0 {
+            return true;
+        }
+        prune(&mut self.admitted, now);
+        if self.admitted.len() >= limit as usize {
+            self.stats.rejected_rate_limit += 1;
+            return false;
+        }
+        self.admitted.push_back(now);
+        true
+    }
+
+    /// Counts one injected fault.
+    pub fn record_fault(&mut self, kind: FaultKind) {
+        *self
+            .stats
+            .faults_injected
+            .entry(kind.as_str().to_string())
+            .or_default() += 1;
+    }
+
+    /// Notes that a 200 for `job_id` carried `status` at `elapsed` after
+    /// the simulator's start.
+    pub fn record_served(&mut self, job_id: &str, status: &str, elapsed: Duration) {
+        let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.stats
+            .jobs
+            .entry(job_id.to_string())
+            .or_default()
+            .first_served
+            .entry(status.to_string())
+            .or_insert(millis);
+    }
+}
+
+/// Drops the instants that are a full window or more before `now`, so the
+/// deque holds exactly the arrivals in `(now - 1 s, now]`.
+fn prune(window: &mut VecDeque<Instant>, now: Instant) {
+    while let Some(&front) = window.front() {
+        if now.saturating_duration_since(front) >= WINDOW {
+            window.pop_front();
+        } else {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sliding_window_counts_exactly() {
+        let mut state = State::default();
+        let start = Instant::now();
+        let at = |millis: u64| start + Duration::from_millis(millis);
+        for millis in [0, 100, 900, 999] {
+            state.record_arrival(at(millis), None);
+        }
+        assert_eq!(state.stats.max_requests_in_any_1s_window, 4);
+        // At 1000 ms the arrival at 0 ms has left the window.
+        state.record_arrival(at(1_000), None);
+        assert_eq!(state.stats.max_requests_in_any_1s_window, 4);
+        state.record_arrival(at(1_050), None);
+        assert_eq!(state.stats.max_requests_in_any_1s_window, 5);
+        assert_eq!(state.stats.requests_total, 6);
+    }
+
+    #[test]
+    fn rate_limit_admits_n_per_sliding_second() {
+        let mut state = State::default();
+        let start = Instant::now();
+        let at = |millis: u64| start + Duration::from_millis(millis);
+        assert!(state.admit(at(0), 2));
+        assert!(state.admit(at(500), 2));
+        assert!(!state.admit(at(600), 2));
+        assert!(state.admit(at(1_000), 2));
+        assert!(!state.admit(at(1_200), 2));
+        assert!(state.admit(at(1_500), 2));
+        assert_eq!(state.stats.rejected_rate_limit, 2);
+        assert!(state.admit(at(1_500), 0));
+    }
+}
