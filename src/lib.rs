@@ -5,6 +5,7 @@
 //! for the map of modules.
 
 pub mod api;
+pub mod config;
 pub mod ids;
 pub mod secret;
 pub mod sim;
