@@ -1355,3 +1355,698 @@ fn is_loopback(url: &Url) -> bool {
     bare.parse::<IpAddr>()
         .is_ok_and(|address| address.is_loopback())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::Strategy;
+
+    /// The example of the contract, section "Configuration file (TOML)".
+    const CONTRACT_EXAMPLE: &str = r#"
+[cloud]
+region = "cn-north-4"          # endpoint defaults to https://ecs.{region}.myhuaweicloud.com
+project_id = "0123456789abcdef0123456789abcdef"   # or HUAWEICLOUD_SDK_PROJECT_ID, or instance metadata
+# endpoint = "https://ecs.eu-de.otc.t-systems.com"  # override; plain http only for loopback addresses
+
+[credentials]
+source = "auto"                # auto | env | profile | files | metadata
+# files: access_key_file / secret_key_file / security_token_file,
+# default $CREDENTIALS_DIRECTORY/access_key and .../secret_key (systemd LoadCredential=)
+
+[poll]
+initial_interval = "2s"        # first gap after a job is first seen
+max_interval = "30s"           # cap of the per-job cadence while INIT/RUNNING
+pending_payment_interval = "5m"
+job_timeout = "2h"             # INIT/RUNNING longer than this: job.timeout, polling goes on at max_interval
+not_found_grace = "60s"        # 404 for a never-seen job this long: job.not_found
+
+[limits]
+requests_per_second = 10       # one budget for every API call the process makes
+max_in_flight = 16
+request_timeout = "10s"
+
+[watch]
+jobs = ["ff80808288d41e1b018990260955686a"]
+dir = "/etc/ecs-jobwatch/jobs.d"   # optional; see below
+
+[state]
+dir = "/var/lib/ecs-jobwatch"  # default $STATE_DIRECTORY, else this
+retention = "30d"              # how long finished jobs are remembered
+
+[log]
+format = "json"                # json | text | journald
+level = "info"
+"#;
+
+    fn no_env() -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        Config::from_toml_str(text, "test.toml", env)
+    }
+
+    const MINIMAL: &str = "[cloud]\nregion = \"cn-north-4\"\n";
+
+    /// Loads `text` with `env` and compares the error line (or "ok").
+    fn check(text: &str, env: &[(&str, &str)], expected: &str) {
+        let got = match load(text, &self::env(env)) {
+            Ok(_) => "ok".to_owned(),
+            Err(error) => error.to_string(),
+        };
+        assert_eq!(got, expected, "input:\n{text}\nenv: {env:?}");
+    }
+
+    #[test]
+    fn defaults_applied() {
+        let config = load(MINIMAL, &no_env()).unwrap();
+        assert_eq!(config.region(), Some("cn-north-4"));
+        assert_eq!(config.project_id(), None);
+        assert_eq!(config.endpoint(), None);
+        assert_eq!(
+            config.effective_endpoint().as_str(),
+            "https://ecs.cn-north-4.myhuaweicloud.com/"
+        );
+        let credentials = config.credentials();
+        assert_eq!(credentials.source, CredentialSourceName::Auto);
+        assert_eq!(credentials.access_key_file, None);
+        assert_eq!(credentials.secret_key_file, None);
+        assert_eq!(credentials.security_token_file, None);
+        assert_eq!(credentials.metadata_url.as_str(), "http://169.254.169.254/");
+        assert_eq!(
+            config.poll(),
+            &PollSettings {
+                initial_interval: Duration::from_secs(2),
+                max_interval: Duration::from_secs(30),
+                pending_payment_interval: Duration::from_secs(300),
+                job_timeout: Duration::from_secs(7200),
+                not_found_grace: Duration::from_secs(60),
+            }
+        );
+        assert_eq!(
+            config.limits(),
+            &LimitSettings {
+                requests_per_second: 10.0,
+                burst: 1,
+                max_in_flight: 16,
+                request_timeout: Duration::from_secs(10),
+            }
+        );
+        assert_eq!(config.watch().jobs, Vec::<JobId>::new());
+        assert_eq!(config.watch().dir, None);
+        assert_eq!(config.state().dir, PathBuf::from("/var/lib/ecs-jobwatch"));
+        assert_eq!(config.state().retention, Duration::from_secs(30 * 86400));
+        assert_eq!(config.log().format, LogFormat::Json);
+        assert_eq!(config.log().level, "info");
+    }
+
+    #[test]
+    fn contract_example_accepted() {
+        // The example names /etc/ecs-jobwatch/jobs.d, which must exist; point it at a real directory.
+        let dir = tempfile::tempdir().unwrap();
+        let text = CONTRACT_EXAMPLE.replace(
+            "/etc/ecs-jobwatch/jobs.d",
+            &dir.path().display().to_string(),
+        );
+        let config = load(&text, &no_env()).unwrap();
+        assert_eq!(
+            config.project_id(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(
+            config.watch().jobs,
+            vec![JobId::parse("ff80808288d41e1b018990260955686a").unwrap()]
+        );
+        assert_eq!(config.watch().dir.as_deref(), Some(dir.path()));
+
+        // Unchanged, the example fails only on the directory it names, and says so.
+        if !Path::new("/etc/ecs-jobwatch/jobs.d").is_dir() {
+            let error = load(CONTRACT_EXAMPLE, &no_env()).unwrap_err();
+            assert_eq!(error.place(), "watch.dir");
+        }
+    }
+
+    #[test]
+    fn checks_name_the_key() {
+        let cases: &[(&str, &str)] = &[
+            // cloud
+            ("", "cloud.region: is required unless cloud.endpoint is set"),
+            (
+                "[cloud]\nregion = \"CN_North\"",
+                "cloud.region: must be 1 to 64 of a-z 0-9 -, like \"cn-north-4\", got \"CN_North\"",
+            ),
+            (
+                "[cloud]\nregion = \"cn-north-4\"\nproject_id = \"abc-def\"",
+                "cloud.project_id: must be 1 to 64 of A-Z a-z 0-9, got \"abc-def\"",
+            ),
+            ("[cloud]\nendpoint = \"https://ecs.example.com\"", "ok"),
+            ("[cloud]\nendpoint = \"http://127.0.0.1:8080\"", "ok"),
+            ("[cloud]\nendpoint = \"http://127.8.9.10\"", "ok"),
+            ("[cloud]\nendpoint = \"http://[::1]:8080\"", "ok"),
+            ("[cloud]\nendpoint = \"http://LOCALHOST:8080\"", "ok"),
+            (
+                "[cloud]\nendpoint = \"http://ecs.example.com\"",
+                "cloud.endpoint: must be https:// (plain http:// only for loopback addresses), got \"http://ecs.example.com\"",
+            ),
+            (
+                "[cloud]\nendpoint = \"http://localhost.example.com\"",
+                "cloud.endpoint: must be https:// (plain http:// only for loopback addresses), got \"http://localhost.example.com\"",
+            ),
+            (
+                "[cloud]\nendpoint = \"http://10.0.0.1\"",
+                "cloud.endpoint: must be https:// (plain http:// only for loopback addresses), got \"http://10.0.0.1\"",
+            ),
+            (
+                "[cloud]\nendpoint = \"ftp://ecs.example.com\"",
+                "cloud.endpoint: must be an https:// URL, got scheme \"ftp\"",
+            ),
+            (
+                "[cloud]\nendpoint = \"https://ecs.example.com/?a=b\"",
+                "cloud.endpoint: must not have a query or fragment: \"https://ecs.example.com/?a=b\"",
+            ),
+            (
+                "[cloud]\nendpoint = \"https://ecs.example.com/#x\"",
+                "cloud.endpoint: must not have a query or fragment: \"https://ecs.example.com/#x\"",
+            ),
+            (
+                "[cloud]\nendpoint = \"https://user:pw@ecs.example.com/\"",
+                "cloud.endpoint: must not contain a user name or password",
+            ),
+            (
+                "[cloud]\nendpoint = \"not a url\"",
+                "cloud.endpoint: is not a URL (relative URL without a base): \"not a url\"",
+            ),
+        ];
+        for (text, expected) in cases {
+            check(text, &[], expected);
+        }
+
+        let with_region = |rest: &str| format!("{MINIMAL}{rest}");
+        let cases: &[(&str, &str)] = &[
+            // credentials
+            (
+                "[credentials]\nsource = \"files\"\naccess_key_file = \"/run/ak\"",
+                "ok",
+            ),
+            ("[credentials]\nsource = \"Metadata\"", "ok"),
+            (
+                "[credentials]\nsource = \"vault\"",
+                "credentials.source: must be one of auto, env, profile, files, metadata, got \"vault\"",
+            ),
+            (
+                "[credentials]\nsecret_key_file = \"\"",
+                "credentials.secret_key_file: must not be empty",
+            ),
+            (
+                "[credentials]\nmetadata_url = \"https://169.254.169.254\"",
+                "ok",
+            ),
+            (
+                "[credentials]\nmetadata_url = \"file:///etc/passwd\"",
+                "credentials.metadata_url: has no host: \"file:///etc/passwd\"",
+            ),
+            // poll
+            (
+                "[poll]\ninitial_interval = \"500ms\"",
+                "poll.initial_interval: must be at least 1s (got 500ms)",
+            ),
+            (
+                "[poll]\ninitial_interval = 5",
+                "poll.initial_interval: needs a unit, like \"2s\" (got 5)",
+            ),
+            (
+                "[poll]\ninitial_interval = \"5\"",
+                "poll.initial_interval: needs a unit, like \"2s\" (got \"5\")",
+            ),
+            (
+                "[poll]\ninitial_interval = \"soon\"",
+                "poll.initial_interval: is not a duration like \"2s\" or \"5m\" (expected number at 0), got \"soon\"",
+            ),
+            (
+                "[poll]\nmax_interval = \"0s\"",
+                "poll.max_interval: must be at least 1s (got 0s)",
+            ),
+            (
+                "[poll]\ninitial_interval = \"1m\"\nmax_interval = \"30s\"",
+                "poll.max_interval: must be at least poll.initial_interval (1m), got 30s",
+            ),
+            (
+                "[poll]\ninitial_interval = \"30s\"\nmax_interval = \"30s\"",
+                "ok",
+            ),
+            (
+                "[poll]\npending_payment_interval = \"1ms\"",
+                "poll.pending_payment_interval: must be at least 1s (got 1ms)",
+            ),
+            (
+                "[poll]\njob_timeout = \"0s\"",
+                "poll.job_timeout: must be at least 1s (got 0s)",
+            ),
+            (
+                "[poll]\nnot_found_grace = 60",
+                "poll.not_found_grace: needs a unit, like \"2s\" (got 60)",
+            ),
+            // limits
+            ("[limits]\nrequests_per_second = 0.5", "ok"),
+            ("[limits]\nrequests_per_second = 10000", "ok"),
+            (
+                "[limits]\nrequests_per_second = 0",
+                "limits.requests_per_second: must be greater than 0 and at most 10000, got 0",
+            ),
+            (
+                "[limits]\nrequests_per_second = -1.5",
+                "limits.requests_per_second: must be greater than 0 and at most 10000, got -1.5",
+            ),
+            (
+                "[limits]\nrequests_per_second = 10001",
+                "limits.requests_per_second: must be greater than 0 and at most 10000, got 10001",
+            ),
+            (
+                "[limits]\nrequests_per_second = nan",
+                "limits.requests_per_second: must be greater than 0 and at most 10000, got NaN",
+            ),
+            (
+                "[limits]\nrequests_per_second = \"5\"",
+                "limits.requests_per_second: must be a number, not the string \"5\"",
+            ),
+            (
+                "[limits]\nburst = 0",
+                "limits.burst: must be from 1 to 4294967295, got 0",
+            ),
+            (
+                "[limits]\nburst = 2.5",
+                "limits.burst: must be a whole number, got 2.5",
+            ),
+            ("[limits]\nmax_in_flight = 1024", "ok"),
+            (
+                "[limits]\nmax_in_flight = 1025",
+                "limits.max_in_flight: must be from 1 to 1024, got 1025",
+            ),
+            (
+                "[limits]\nmax_in_flight = 0",
+                "limits.max_in_flight: must be from 1 to 1024, got 0",
+            ),
+            ("[limits]\nrequest_timeout = \"5m\"", "ok"),
+            (
+                "[limits]\nrequest_timeout = \"301s\"",
+                "limits.request_timeout: must be at most 5m (got 5m 1s)",
+            ),
+            (
+                "[limits]\nrequest_timeout = \"999ms\"",
+                "limits.request_timeout: must be at least 1s (got 999ms)",
+            ),
+            // watch
+            ("[watch]\njobs = [\"a\", \"B-_9\"]", "ok"),
+            (
+                "[watch]\njobs = [\"a\", \"b\", \"c\", \"not/valid\"]",
+                "watch.jobs[3]: job id contains '/', only A-Z a-z 0-9 - _ are allowed: \"not/valid\"",
+            ),
+            (
+                "[watch]\njobs = [\"\"]",
+                "watch.jobs[0]: job id is empty: \"\"",
+            ),
+            (
+                "[watch]\ndir = \"/nonexistent/ecs-jobwatch-test\"",
+                "watch.dir: cannot use /nonexistent/ecs-jobwatch-test: No such file or directory (os error 2)",
+            ),
+            // state
+            ("[state]\ndir = \"/tmp/does-not-need-to-exist\"", "ok"),
+            ("[state]\ndir = \"\"", "state.dir: must not be empty"),
+            (
+                "[state]\nretention = \"59m\"",
+                "state.retention: must be at least 1h (got 59m)",
+            ),
+            ("[state]\nretention = \"14d\"", "ok"),
+            // log
+            ("[log]\nformat = \"journald\"\nlevel = \"DEBUG\"", "ok"),
+            (
+                "[log]\nformat = \"xml\"",
+                "log.format: must be one of json, text, journald, got \"xml\"",
+            ),
+            (
+                "[log]\nlevel = \"verbose\"",
+                "log.level: must be one of trace, debug, info, warn, error, got \"verbose\"",
+            ),
+        ];
+        for (rest, expected) in cases {
+            check(&with_region(rest), &[], expected);
+        }
+    }
+
+    #[test]
+    fn watch_dir_must_be_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, "").unwrap();
+        check(
+            &format!("{MINIMAL}[watch]\ndir = {:?}", dir.path()),
+            &[],
+            "ok",
+        );
+        check(
+            &format!("{MINIMAL}[watch]\ndir = {:?}", file),
+            &[],
+            &format!("watch.dir: {} is not a directory", file.display()),
+        );
+    }
+
+    #[test]
+    fn file_errors_carry_the_line() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[cloud]\nregion = \"cn-north-4\"\n\n[poll]\ninitial_interval = \"2s\"\n\nintial_interval = \"3s\"\n",
+                "test.toml:7: unknown key `intial_interval` in [poll], did you mean `initial_interval`?",
+            ),
+            (
+                "[cloud]\nregion = \"cn-north-4\"\n[metrix]\nlisten = \"x\"\n",
+                "test.toml:3: unknown section [metrix]; known sections: [cloud], [credentials], [poll], [limits], [watch], [state], [log]",
+            ),
+            (
+                "[cloud]\nregion = \"cn-north-4\"\nflavour = 1\n",
+                "test.toml:3: unknown key `flavour` in [cloud]",
+            ),
+            (
+                "poll.intial_interval = \"2s\"\n",
+                "test.toml:1: unknown key `intial_interval` in [poll], did you mean `initial_interval`?",
+            ),
+            (
+                "[cloud\nregion = 1\n",
+                "test.toml:1: unclosed table, expected `]`",
+            ),
+            (
+                "[cloud]\nregion = \"cn-north-4\"\nregion = \"x\"\n",
+                "test.toml:3: duplicate key",
+            ),
+            (
+                "[cloud]\nregion = 4\n",
+                "test.toml:2: cloud.region: invalid type: integer `4`, expected a string",
+            ),
+            (
+                "[cloud]\nregion = \"cn-north-4\"\n[watch]\njobs = [\"a\",\n  5]\n",
+                "test.toml:5: watch.jobs[1]: invalid type: integer `5`, expected a string",
+            ),
+            (
+                "[cloud]\nregion = \"cn-north-4\"\n[watch]\njobs = \"a\"\n",
+                "test.toml:4: watch.jobs: invalid type: string \"a\", expected a sequence",
+            ),
+            (
+                "poll = 5\n",
+                "test.toml:1: poll: invalid type: integer `5`, expected struct RawPoll",
+            ),
+        ];
+        for (text, expected) in cases {
+            check(text, &[], expected);
+        }
+    }
+
+    #[test]
+    fn missing_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent.toml");
+        let error = Config::load(&path, &no_env()).unwrap_err();
+        assert_eq!(error.place(), path.display().to_string());
+        assert_eq!(
+            error.message(),
+            "cannot read the file: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn load_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ecs-jobwatch.toml");
+        std::fs::write(
+            &path,
+            format!("{MINIMAL}\n[poll]\ninitial_interval = \"500ms\"\n"),
+        )
+        .unwrap();
+        let error = Config::load(&path, &no_env()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "poll.initial_interval: must be at least 1s (got 500ms)"
+        );
+        std::fs::write(&path, MINIMAL).unwrap();
+        assert_eq!(
+            Config::load(&path, &no_env()).unwrap().region(),
+            Some("cn-north-4")
+        );
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let base = format!("{MINIMAL}[limits]\nmax_in_flight = 8\n");
+        let config = load(
+            &base,
+            &env(&[
+                ("ECS_JOBWATCH__LIMITS__MAX_IN_FLIGHT", "32"),
+                ("ECS_JOBWATCH__LIMITS__REQUESTS_PER_SECOND", "0.5"),
+                ("ECS_JOBWATCH__POLL__INITIAL_INTERVAL", "5s"),
+                ("ECS_JOBWATCH__WATCH__JOBS", "job-a, job-b\tjob-c,,job_d"),
+                ("ECS_JOBWATCH__CLOUD__REGION", "eu-west-101"),
+                ("ECS_JOBWATCH__LOG__FORMAT", "text"),
+                ("ECS_JOBWATCH__STATE__DIR", "/srv/state"),
+                // Empty means unset.
+                ("ECS_JOBWATCH__CLOUD__PROJECT_ID", ""),
+                // Unrelated variables are left alone.
+                ("PATH", "/usr/bin"),
+                ("ECS_JOBWATCHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.limits().max_in_flight, 32);
+        assert_eq!(config.limits().requests_per_second, 0.5);
+        assert_eq!(config.poll().initial_interval, Duration::from_secs(5));
+        let jobs: Vec<&str> = config.watch().jobs.iter().map(JobId::as_str).collect();
+        assert_eq!(jobs, ["job-a", "job-b", "job-c", "job_d"]);
+        assert_eq!(config.region(), Some("eu-west-101"));
+        assert_eq!(config.log().format, LogFormat::Text);
+        assert_eq!(config.state().dir, PathBuf::from("/srv/state"));
+        assert_eq!(config.project_id(), None);
+
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "ECS_JOBWATCH__LIMITS__MAX_IN_FLIGHT",
+                "many",
+                "ECS_JOBWATCH__LIMITS__MAX_IN_FLIGHT: invalid digit found in string: \"many\"",
+            ),
+            (
+                "ECS_JOBWATCH__LIMITS__MAX_IN_FLIGHT",
+                "2000",
+                "ECS_JOBWATCH__LIMITS__MAX_IN_FLIGHT: must be from 1 to 1024, got 2000",
+            ),
+            (
+                "ECS_JOBWATCH__LIMITS__REQUESTS_PER_SECOND",
+                "fast",
+                "ECS_JOBWATCH__LIMITS__REQUESTS_PER_SECOND: invalid float literal: \"fast\"",
+            ),
+            (
+                "ECS_JOBWATCH__POLL__INITIAL_INTERVAL",
+                "5",
+                "ECS_JOBWATCH__POLL__INITIAL_INTERVAL: needs a unit, like \"2s\" (got \"5\")",
+            ),
+            (
+                "ECS_JOBWATCH__POLL__INTIAL_INTERVAL",
+                "5s",
+                "ECS_JOBWATCH__POLL__INTIAL_INTERVAL: unknown key `intial_interval` in [poll], did you mean `initial_interval`?",
+            ),
+            (
+                "ECS_JOBWATCH__POLLING__INITIAL_INTERVAL",
+                "5s",
+                "ECS_JOBWATCH__POLLING__INITIAL_INTERVAL: unknown section [polling]",
+            ),
+            (
+                "ECS_JOBWATCH__POLL",
+                "5s",
+                "ECS_JOBWATCH__POLL: not a configuration key; overrides are named ECS_JOBWATCH__SECTION__KEY",
+            ),
+            (
+                "ECS_JOBWATCH__POLL__INITIAL_INTERVAL__X",
+                "5s",
+                "ECS_JOBWATCH__POLL__INITIAL_INTERVAL__X: not a configuration key; overrides are named ECS_JOBWATCH__SECTION__KEY",
+            ),
+            (
+                "ECS_JOBWATCH__WATCH__JOBS",
+                "good, bad/one",
+                "ECS_JOBWATCH__WATCH__JOBS: item 1 (\"bad/one\"): job id contains '/', only A-Z a-z 0-9 - _ are allowed",
+            ),
+            (
+                "ECS_JOBWATCH__CLOUD__ENDPOINT",
+                "http://example.com",
+                "ECS_JOBWATCH__CLOUD__ENDPOINT: must be https:// (plain http:// only for loopback addresses), got \"http://example.com\"",
+            ),
+            ("ecs_jobwatch__limits__burst", "4", "ok"),
+        ];
+        for (name, value, expected) in cases {
+            check(MINIMAL, &[(name, value)], expected);
+        }
+
+        // Two spellings of one key are ambiguous.
+        check(
+            MINIMAL,
+            &[
+                ("ECS_JOBWATCH__LIMITS__BURST", "2"),
+                ("ecs_jobwatch__limits__burst", "3"),
+            ],
+            "ecs_jobwatch__limits__burst: sets limits.burst, which ECS_JOBWATCH__LIMITS__BURST sets too",
+        );
+        // An override may supply what the file lacks.
+        check(
+            "",
+            &[("ECS_JOBWATCH__CLOUD__REGION", "ap-southeast-1")],
+            "ok",
+        );
+    }
+
+    #[test]
+    fn systemd_directories() {
+        let config = load(MINIMAL, &env(&[("STATE_DIRECTORY", "/var/lib/custom")])).unwrap();
+        assert_eq!(config.state().dir, PathBuf::from("/var/lib/custom"));
+        let config = load(
+            MINIMAL,
+            &env(&[("STATE_DIRECTORY", "/var/lib/a:/var/lib/b")]),
+        )
+        .unwrap();
+        assert_eq!(config.state().dir, PathBuf::from("/var/lib/a"));
+        let config = load(MINIMAL, &env(&[("STATE_DIRECTORY", "")])).unwrap();
+        assert_eq!(config.state().dir, PathBuf::from(DEFAULT_STATE_DIR));
+        // The file wins over the systemd default.
+        let text = format!("{MINIMAL}[state]\ndir = \"/srv/jobwatch\"\n");
+        let config = load(&text, &env(&[("STATE_DIRECTORY", "/var/lib/custom")])).unwrap();
+        assert_eq!(config.state().dir, PathBuf::from("/srv/jobwatch"));
+
+        let check_path = |env: &[(&str, &str)], expected: &str| {
+            assert_eq!(
+                default_config_path(&self::env(env)),
+                PathBuf::from(expected),
+                "{env:?}"
+            )
+        };
+        check_path(&[], "/etc/ecs-jobwatch/ecs-jobwatch.toml");
+        check_path(
+            &[("CONFIGURATION_DIRECTORY", "/etc/custom")],
+            "/etc/custom/ecs-jobwatch.toml",
+        );
+        check_path(
+            &[("CONFIGURATION_DIRECTORY", "/etc/a:/etc/b")],
+            "/etc/a/ecs-jobwatch.toml",
+        );
+        check_path(
+            &[("CONFIGURATION_DIRECTORY", "")],
+            "/etc/ecs-jobwatch/ecs-jobwatch.toml",
+        );
+    }
+
+    #[test]
+    fn redacted_toml_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = CONTRACT_EXAMPLE.replace(
+            "/etc/ecs-jobwatch/jobs.d",
+            &dir.path().display().to_string(),
+        ) + "";
+        let with_files = full.replace(
+            "source = \"auto\"",
+            "source = \"files\"\naccess_key_file = \"/run/credentials/ak\"\nsecret_key_file = \"/run/credentials/sk\"\nsecurity_token_file = \"/run/credentials/token\"",
+        );
+        let texts = [
+            MINIMAL.to_owned(),
+            full,
+            with_files,
+            "[cloud]\nendpoint = \"http://127.0.0.1:9999/\"\n[limits]\nrequests_per_second = 0.25\nburst = 7\n[poll]\njob_timeout = \"1h 30m\"\n".to_owned(),
+        ];
+        for text in texts {
+            let config = load(&text, &no_env()).unwrap();
+            let printed = config.to_redacted_toml();
+            let again = Config::from_toml_str(&printed, "printed", &no_env())
+                .unwrap_or_else(|error| panic!("{error}\n{printed}"));
+            assert_eq!(again, config, "{printed}");
+            // Every key of the schema is named, set or not.
+            for (section, keys) in SCHEMA {
+                assert!(
+                    printed.contains(&format!("[{section}]\n")),
+                    "{section}\n{printed}"
+                );
+                for key in *keys {
+                    assert!(printed.contains(&format!("{key} ")), "{key}\n{printed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn schema_matches_the_raw_structs() {
+        // A fully set raw configuration serializes to exactly the keys of SCHEMA.
+        let mut raw = RawConfig::defaults(&no_env());
+        raw.cloud = RawCloud {
+            region: Some(String::new()),
+            project_id: Some(String::new()),
+            endpoint: Some(String::new()),
+        };
+        raw.credentials.access_key_file = Some(PathBuf::new());
+        raw.credentials.secret_key_file = Some(PathBuf::new());
+        raw.credentials.security_token_file = Some(PathBuf::new());
+        raw.watch.dir = Some(PathBuf::new());
+        let table: toml::Table = toml::Table::try_from(&raw).unwrap();
+        let from_structs: Vec<(String, Vec<String>)> = table
+            .iter()
+            .map(|(section, keys)| {
+                let mut keys: Vec<String> = keys.as_table().unwrap().keys().cloned().collect();
+                keys.sort();
+                (section.clone(), keys)
+            })
+            .collect();
+        let mut from_schema: Vec<(String, Vec<String>)> = SCHEMA
+            .iter()
+            .map(|(section, keys)| {
+                let mut keys: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+                keys.sort();
+                (section.to_string(), keys)
+            })
+            .collect();
+        from_schema.sort();
+        let mut from_structs = from_structs;
+        from_structs.sort();
+        assert_eq!(from_structs, from_schema);
+    }
+
+    #[test]
+    fn error_display_is_one_line() {
+        let error = ConfigError::new("x.toml:3", "first\nsecond  third");
+        assert_eq!(error.to_string(), "x.toml:3: first second third");
+        assert_eq!(error.place(), "x.toml:3");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_never_panics(text in "\\PC*", value in "\\PC*") {
+            let _ = load(&text, &no_env());
+            let _ = load(MINIMAL, &env(&[("ECS_JOBWATCH__LIMITS__BURST", &value)]));
+            let _ = load(MINIMAL, &env(&[("ECS_JOBWATCH__POLL__JOB_TIMEOUT", &value)]));
+            let _ = load(MINIMAL, &env(&[("ECS_JOBWATCH__WATCH__JOBS", &value)]));
+        }
+
+        #[test]
+        fn garbage_in_known_keys_never_panics(
+            section in 0..SCHEMA.len(),
+            key in 0..5usize,
+            value in proptest::prop_oneof![
+                "\\PC*".prop_map(|text| format!("{text:?}")),
+                proptest::num::i64::ANY.prop_map(|number| number.to_string()),
+                proptest::num::f64::ANY.prop_map(|number| format!("{number:?}")),
+                proptest::strategy::Just("[]".to_owned()),
+                proptest::strategy::Just("{}".to_owned()),
+            ],
+        ) {
+            let (name, keys) = SCHEMA[section];
+            let key = keys[key % keys.len()];
+            let text = format!("{MINIMAL}[{name}]\n{key} = {value}\n");
+            let _ = load(&text, &no_env());
+        }
+    }
+}
