@@ -1087,7 +1087,7 @@ impl Checker<'_> {
         ConfigError::new(self.overrides.place(key), message)
     }
 
-    fn from_env(&self, key: &str) -> bool {
+    fn is_overridden(&self, key: &str) -> bool {
         self.overrides.variables.contains_key(key)
     }
 
@@ -1255,7 +1255,7 @@ impl Checker<'_> {
         value: &'t Scalar,
     ) -> Result<Option<&'t str>, ConfigError> {
         match value {
-            Scalar::Text(text) if self.from_env(key) => Ok(Some(text.trim())),
+            Scalar::Text(text) if self.is_overridden(key) => Ok(Some(text.trim())),
             Scalar::Text(text) => {
                 Err(self.fail(key, format!("must be a number, not the string {text:?}")))
             }
@@ -1309,7 +1309,7 @@ impl Checker<'_> {
     }
 
     fn jobs(&self, jobs: Vec<String>) -> Result<Vec<JobId>, ConfigError> {
-        let from_env = self.from_env("watch.jobs");
+        let from_env = self.is_overridden("watch.jobs");
         jobs.iter()
             .enumerate()
             .map(|(index, job)| {
