@@ -8,6 +8,7 @@ pub mod api;
 pub mod budget;
 pub mod cadence;
 pub mod cli;
+pub mod config;
 pub mod events;
 pub mod ids;
 pub mod logging;
