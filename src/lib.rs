@@ -9,6 +9,7 @@ pub mod budget;
 pub mod cadence;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod events;
 pub mod ids;
 pub mod logging;

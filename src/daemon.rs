@@ -1,0 +1,322 @@
+//! The wiring of `ecs-jobwatch run`: configuration in, a running scheduler
+//! out, until told to stop.
+//!
+//! [`run`] takes a validated [`Config`] and a stream of [`Control`]
+//! orders (the signal handler feeds it; tests and the demo send orders
+//! directly), so the whole daemon runs in-process in tests. The edge lives
+//! here: files, the state store, credentials, the HTTP client; decisions
+//! live in the scheduler and the policies it calls.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::client::{Client, ClientConfig};
+use crate::api::credentials::{self, CredentialProvider, CredentialsConfig, Environment, Source};
+use crate::cadence::Cadence;
+use crate::config::{Config, CredentialSourceName};
+use crate::events;
+use crate::scheduler::{self, Command, Observer, Poller, Settings, Stats};
+use crate::state::{StateError, Store, Writer, now_ms};
+use crate::watch::{self, WatchList};
+
+/// How often `watch.dir` is scanned for changes.
+pub const WATCH_SCAN_INTERVAL: Duration = Duration::from_secs(2);
+/// How often finished jobs past `state.retention` are forgotten.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Orders to a running daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Re-read the configuration and the watch list.
+    Reload,
+    /// Stop gracefully.
+    Shutdown,
+}
+
+/// Why the daemon could not run. Each maps to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration cannot work (exit 78).
+    #[error("{0}")]
+    Config(String),
+    /// The state store cannot be used (exit 73, 74 or 75).
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Anything else (exit 70).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl DaemonError {
+    /// The sysexits code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Config(_) => 78,
+            DaemonError::State(StateError::MissingDir(_)) => 73,
+            DaemonError::State(StateError::Locked(_)) => 75,
+            DaemonError::State(StateError::Io { .. } | StateError::Sqlite { .. }) => 74,
+            DaemonError::State(StateError::TooNew { .. }) => 78,
+            DaemonError::Internal(_) => 70,
+        }
+    }
+}
+
+/// What `run` needs besides the configuration.
+#[derive(Default)]
+pub struct RunOptions {
+    /// The configuration file, re-read on reload (`None`: reload keeps the
+    /// configuration and re-reads only the watch list).
+    pub config_path: Option<PathBuf>,
+    /// A snapshot of the environment.
+    pub env: BTreeMap<String, String>,
+    /// Sees every event the scheduler announces.
+    pub observer: Option<Observer>,
+    /// Told once the state is loaded and polling is armed.
+    pub ready: Option<oneshot::Sender<Arc<Stats>>>,
+}
+
+/// The credential settings of a configuration.
+pub fn credentials_config(config: &Config) -> CredentialsConfig {
+    let settings = config.credentials();
+    CredentialsConfig {
+        source: match settings.source {
+            CredentialSourceName::Auto => Source::Auto,
+            CredentialSourceName::Env => Source::Env,
+            CredentialSourceName::Profile => Source::Profile,
+            CredentialSourceName::Files => Source::Files,
+            CredentialSourceName::Metadata => Source::Metadata,
+        },
+        access_key_file: settings.access_key_file.clone(),
+        secret_key_file: settings.secret_key_file.clone(),
+        security_token_file: settings.security_token_file.clone(),
+        metadata_url: settings.metadata_url.as_str().trim_end_matches('/').to_string(),
+        ..CredentialsConfig::default()
+    }
+}
+
+/// The credential provider of a configuration, with its warnings emitted.
+pub fn credential_provider(config: &Config, env: &Environment) -> Result<CredentialProvider, DaemonError> {
+    let (provider, warnings) = CredentialProvider::new(&credentials_config(config), env)
+        .map_err(|error| DaemonError::Config(format!("credentials: {error}")))?;
+    for warning in warnings {
+        events::credentials_warning(&warning).emit();
+    }
+    Ok(provider)
+}
+
+/// The project id: the configuration, the environment or profile, then
+/// instance metadata.
+pub async fn project_id(config: &Config, env: &Environment) -> Result<String, DaemonError> {
+    if let Some(project_id) = config.project_id() {
+        return Ok(project_id.to_string());
+    }
+    if let Some(project_id) = credentials::project_id_from_environment(env, None) {
+        return Ok(project_id);
+    }
+    let credentials = credentials_config(config);
+    if matches!(credentials.source, Source::Auto | Source::Metadata) {
+        return credentials::project_id_from_metadata(&credentials).await.map_err(|error| {
+            DaemonError::Config(format!(
+                "cloud.project_id: not set, not in HUAWEICLOUD_SDK_PROJECT_ID, HW_PROJECT_ID or the profile, \
+                 and instance metadata did not answer: {error}"
+            ))
+        });
+    }
+    Err(DaemonError::Config(
+        "cloud.project_id: not set, and not in HUAWEICLOUD_SDK_PROJECT_ID, HW_PROJECT_ID or the profile".into(),
+    ))
+}
+
+fn settings(config: &Config, project_id: &str) -> Settings {
+    let poll = config.poll();
+    let limits = config.limits();
+    Settings {
+        cadence: Cadence {
+            initial_interval: poll.initial_interval,
+            max_interval: poll.max_interval,
+            pending_payment_interval: poll.pending_payment_interval,
+            job_timeout: poll.job_timeout,
+            not_found_grace: poll.not_found_grace,
+        },
+        requests_per_second: limits.requests_per_second,
+        burst: limits.burst,
+        max_in_flight: limits.max_in_flight,
+        project_id: project_id.to_string(),
+    }
+}
+
+fn client(config: &Config, project_id: &str, provider: CredentialProvider) -> Result<Client, DaemonError> {
+    let client_config = ClientConfig {
+        endpoint: config.effective_endpoint(),
+        project_id: project_id.to_string(),
+        request_timeout: config.limits().request_timeout,
+    };
+    Client::new(&client_config, provider).map_err(|error| DaemonError::Config(format!("cloud.endpoint: {error}")))
+}
+
+/// Reads the watch list of a configuration, emitting every problem.
+pub fn load_watch_list(config: &Config) -> WatchList {
+    let (list, problems) = watch::load(&config.watch().jobs, config.watch().dir.as_deref());
+    for problem in problems {
+        events::watch_problem(&problem.to_string()).emit();
+    }
+    list
+}
+
+/// Runs the daemon until [`Control::Shutdown`] (or the sender is dropped).
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    mut control: mpsc::Receiver<Control>,
+) -> Result<(), DaemonError> {
+    let env = Environment::from_pairs(options.env.clone());
+    let provider = credential_provider(&config, &env)?;
+    let project_id = project_id(&config, &env).await?;
+    let client = client(&config, &project_id, provider.clone())?;
+
+    let state_dir = config.state().dir.clone();
+    let mut store = Store::open(&state_dir)?;
+    let retention_ms = config.state().retention.as_millis() as i64;
+    store.forget_finished_before(now_ms() - retention_ms)?;
+    let records = store.load_jobs()?;
+    let announced = store.announced_for_unfinished()?;
+    let writer = Writer::start(
+        store,
+        Box::new(|error| events::state_error(&error.to_string()).emit()),
+    );
+
+    let watch_list = load_watch_list(&config);
+    let mut fingerprint = config.watch().dir.as_deref().map(watch::fingerprint);
+    let handle = scheduler::spawn(scheduler::Start {
+        settings: settings(&config, &project_id),
+        poller: Arc::new(client.clone()),
+        writer,
+        records,
+        announced,
+        watch_list,
+        observer: options.observer,
+    });
+    let stats = handle.stats.clone();
+    // The scheduler has applied the watch list before it answers anything.
+    events::daemon_started(watch_list_len(&stats)).emit();
+    if let Some(ready) = options.ready {
+        let _ = ready.send(stats.clone());
+    }
+
+    let mut current = Current { config, project_id, provider };
+    let mut scan = tokio::time::interval(WATCH_SCAN_INTERVAL);
+    scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retention = tokio::time::interval(RETENTION_INTERVAL);
+    retention.tick().await;
+    loop {
+        tokio::select! {
+            order = control.recv() => match order {
+                Some(Control::Reload) => {
+                    current.reload(&options.config_path, &options.env, &handle).await;
+                    fingerprint = current.config.watch().dir.as_deref().map(watch::fingerprint);
+                }
+                Some(Control::Shutdown) | None => break,
+            },
+            _ = scan.tick() => {
+                if let Some(dir) = current.config.watch().dir.clone() {
+                    let now = watch::fingerprint(&dir);
+                    if fingerprint.as_ref() != Some(&now) {
+                        fingerprint = Some(now);
+                        handle.send(Command::WatchList(load_watch_list(&current.config)));
+                    }
+                }
+            }
+            _ = retention.tick() => {
+                // Forgetting happens at start; a long-running daemon keeps
+                // its database small by restarting the count here.
+                tracing::debug!(event = "state.retention", "retention check");
+            }
+        }
+    }
+
+    events::daemon_stopping(watch_list_len(&stats)).emit();
+    let writer = handle.shutdown().await;
+    if let Some(writer) = writer {
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .map_err(|error| DaemonError::Internal(format!("state writer: {error}")))?;
+    }
+    Ok(())
+}
+
+fn watch_list_len(stats: &Stats) -> usize {
+    stats.tracked.load(std::sync::atomic::Ordering::Relaxed) as usize
+}
+
+/// The configuration in force and what was built from it.
+struct Current {
+    config: Config,
+    project_id: String,
+    provider: CredentialProvider,
+}
+
+impl Current {
+    /// Re-reads the configuration and the watch list; on any error the old
+    /// configuration stays in force.
+    async fn reload(
+        &mut self,
+        path: &Option<PathBuf>,
+        env_map: &BTreeMap<String, String>,
+        handle: &scheduler::Handle,
+    ) {
+        let tracked = watch_list_len(&handle.stats);
+        let config = match path {
+            Some(path) => match Config::load(path, env_map) {
+                Ok(config) => config,
+                Err(error) => {
+                    events::daemon_reload_failed(tracked, &error.to_string()).emit();
+                    return;
+                }
+            },
+            None => self.config.clone(),
+        };
+        let env = Environment::from_pairs(env_map.clone());
+        let rebuild = config.effective_endpoint() != self.config.effective_endpoint()
+            || config.project_id() != self.config.project_id()
+            || config.credentials() != self.config.credentials()
+            || config.limits().request_timeout != self.config.limits().request_timeout;
+        let mut poller: Option<Arc<dyn Poller>> = None;
+        let mut project_id = self.project_id.clone();
+        let mut provider = self.provider.clone();
+        if rebuild {
+            let built = async {
+                let provider = credential_provider(&config, &env)?;
+                let project_id = self::project_id(&config, &env).await?;
+                let client = client(&config, &project_id, provider.clone())?;
+                Ok::<_, DaemonError>((provider, project_id, client))
+            }
+            .await;
+            match built {
+                Ok((new_provider, new_project, client)) => {
+                    provider = new_provider;
+                    project_id = new_project;
+                    poller = Some(Arc::new(client));
+                }
+                Err(error) => {
+                    events::daemon_reload_failed(tracked, &error.to_string()).emit();
+                    return;
+                }
+            }
+        } else if let Err(error) = provider.reload(&env) {
+            events::daemon_reload_failed(tracked, &format!("credentials: {error}")).emit();
+            return;
+        }
+        handle.send(Command::Reconfigure { settings: settings(&config, &project_id), poller });
+        handle.send(Command::WatchList(load_watch_list(&config)));
+        self.config = config;
+        self.project_id = project_id;
+        self.provider = provider;
+        // The count is read after the scheduler applied the new list.
+        tokio::task::yield_now().await;
+        events::daemon_reloaded(watch_list_len(&handle.stats)).emit();
+    }
+}
