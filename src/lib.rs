@@ -8,3 +8,4 @@ pub mod api;
 pub mod ids;
 pub mod secret;
 pub mod sim;
+pub mod watch;
