@@ -10,6 +10,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use std::collections::BTreeMap;
+
+use crate::api::credentials::{CredentialProvider, Environment};
+use crate::config::{self, Config, LogFormat};
+use crate::daemon::{self, RunOptions};
+use crate::logging;
+use crate::state::Store;
+use crate::watch;
+
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: the command line was wrong.
@@ -30,6 +39,31 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon in the foreground.
+    Run {
+        /// The configuration file [default: $CONFIGURATION_DIRECTORY/ecs-jobwatch.toml, else /etc/ecs-jobwatch/ecs-jobwatch.toml].
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the configuration, the watch files and the credentials
+    /// source, and print the effective configuration (secrets redacted).
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List the tracked jobs from the state store (never calls the API).
+    Status {
+        /// The configuration file (for `state.dir`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the bundled simulator and the daemon against it with a scripted
+    /// set of jobs.
+    Demo,
     /// Serve the bundled simulator of the ECS job API.
     Sim {
         /// Address to listen on, for example 127.0.0.1:8443 (port 0 picks a free one).
@@ -58,8 +92,147 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Run { config } => run_daemon(config),
+        Command::CheckConfig { config } => check_config(config),
+        Command::Status { config, json } => status(config, json),
+        Command::Demo => crate::demo::main(),
         Command::Sim { listen, scenario } => run_sim(listen, scenario),
     }
+}
+
+/// The process environment as a map (lossy for non-UTF-8 values, which
+/// no variable we read can usefully hold).
+pub fn environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+        .collect()
+}
+
+fn load_config(path: Option<PathBuf>, env: &BTreeMap<String, String>) -> Result<(PathBuf, Config), ExitCode> {
+    let path = path.unwrap_or_else(|| config::default_config_path(env));
+    match Config::load(&path, env) {
+        Ok(config) => Ok((path, config)),
+        Err(error) => Err(fail(EXIT_CONFIG, error)),
+    }
+}
+
+fn log_format(format: LogFormat) -> logging::Format {
+    match format {
+        LogFormat::Json => logging::Format::Json,
+        LogFormat::Text => logging::Format::Text,
+        LogFormat::Journald => logging::Format::Journald,
+    }
+}
+
+fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
+    let env = environment();
+    let (path, config) = match load_config(config_path, &env) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    if let Err(error) = logging::init(log_format(config.log().format), &config.log().level) {
+        return fail(EXIT_CONFIG, format!("log.format: {error:#}"));
+    }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(EXIT_SOFTWARE, format!("cannot start the runtime: {error}")),
+    };
+    runtime.block_on(async move {
+        let (orders, control) = tokio::sync::mpsc::channel(1);
+        if let Err(error) = crate::signals::forward(orders.clone()) {
+            return fail(EXIT_SOFTWARE, format!("cannot install signal handlers: {error}"));
+        }
+        let options = RunOptions { config_path: Some(path), env, ..RunOptions::default() };
+        // The sender stays alive for the whole run, so only an order stops it.
+        let _orders = orders;
+        match daemon::run(config, options, control).await {
+            Ok(()) => ExitCode::from(EXIT_OK),
+            Err(error) => fail(error.exit_code(), error),
+        }
+    })
+}
+
+fn check_config(config_path: Option<PathBuf>) -> ExitCode {
+    let env = environment();
+    let (path, config) = match load_config(config_path, &env) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let (list, problems) = watch::load(&config.watch().jobs, config.watch().dir.as_deref());
+    if let Some(problem) = problems.first() {
+        for other in &problems[1..] {
+            eprintln!("ecs-jobwatch: {other}");
+        }
+        return fail(EXIT_CONFIG, problem);
+    }
+    let credentials = daemon::credentials_config(&config);
+    let provider = match CredentialProvider::new(&credentials, &Environment::from_pairs(env.clone())) {
+        Ok((provider, warnings)) => {
+            for warning in warnings {
+                eprintln!("ecs-jobwatch: warning: {warning}");
+            }
+            provider
+        }
+        Err(error) => return fail(EXIT_CONFIG, format!("credentials: {error}")),
+    };
+    println!("# ecs-jobwatch check-config: {} is valid", path.display());
+    println!("# credentials: {}", provider.resolved());
+    println!("# watch list: {} jobs", list.len());
+    print!("{}", config.to_redacted_toml());
+    ExitCode::from(EXIT_OK)
+}
+
+fn status(config_path: Option<PathBuf>, json: bool) -> ExitCode {
+    let env = environment();
+    let (_, config) = match load_config(config_path, &env) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let store = match Store::open_read_only(&config.state().dir) {
+        Ok(store) => store,
+        Err(error) => return fail(EXIT_CONFIG, error),
+    };
+    let jobs = match store.load_jobs() {
+        Ok(jobs) => jobs,
+        Err(error) => return fail(EXIT_SOFTWARE, error),
+    };
+    let time = |ms: Option<i64>| {
+        ms.and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    if json {
+        let rows: Vec<serde_json::Value> = jobs
+            .iter()
+            .map(|job| {
+                serde_json::json!({
+                    "job_id": job.job_id.as_str(),
+                    "status": job.status,
+                    "job_type": job.job_type,
+                    "since": time(job.last_change.or(Some(job.tracked_since))),
+                    "polls": job.polls,
+                    "next_poll": if job.finished { None } else { time(job.next_poll) },
+                    "finished": job.finished,
+                    "labels": job.labels,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return ExitCode::from(EXIT_OK);
+    }
+    println!("{:<34} {:<16} {:<21} {:>6} {:<21} LABELS", "JOB", "STATUS", "SINCE", "POLLS", "NEXT POLL");
+    for job in &jobs {
+        let labels: Vec<String> = job.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "{:<34} {:<16} {:<21} {:>6} {:<21} {}",
+            job.job_id.as_str(),
+            job.status.as_deref().unwrap_or("-"),
+            time(job.last_change.or(Some(job.tracked_since))).unwrap_or_default(),
+            job.polls,
+            if job.finished { "-".to_string() } else { time(job.next_poll).unwrap_or_else(|| "-".into()) },
+            labels.join(" ")
+        );
+    }
+    ExitCode::from(EXIT_OK)
 }
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {

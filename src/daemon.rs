@@ -216,7 +216,16 @@ pub async fn run(
         tokio::select! {
             order = control.recv() => match order {
                 Some(Control::Reload) => {
+                    // Reload orders that queued up meanwhile coalesce; a stop
+                    // among them still stops.
+                    let mut stop = false;
+                    while let Ok(next) = control.try_recv() {
+                        stop |= next == Control::Shutdown;
+                    }
                     current.reload(&options.config_path, &options.env, &handle).await;
+                    if stop {
+                        break;
+                    }
                     fingerprint = current.config.watch().dir.as_deref().map(watch::fingerprint);
                 }
                 Some(Control::Shutdown) | None => break,

@@ -28,6 +28,8 @@ pub enum Format {
     Json,
     /// One human line per event on stdout.
     Text,
+    /// Time, level, event and message only (the demo).
+    Brief,
     /// Native journald fields.
     Journald,
 }
@@ -140,6 +142,10 @@ impl<S: Subscriber> Layer<S> for LineLayer {
                 }
                 line.push_str(&Value::Object(object).to_string());
             }
+            Format::Brief => {
+                let time = timestamp.get(11..23).unwrap_or(&timestamp);
+                let _ = write!(line, "{time} {:<5} {name:<18} {message}", level_name(metadata.level()));
+            }
             Format::Text => {
                 let _ = write!(
                     line,
@@ -191,7 +197,7 @@ pub fn init(format: Format, level: &str) -> anyhow::Result<()> {
                 .map_err(|error| anyhow::anyhow!("cannot reach the journal: {error}"))?;
             registry.with(journald).try_init()?;
         }
-        Format::Json | Format::Text => {
+        Format::Json | Format::Text | Format::Brief => {
             let writer: Writer = Arc::new(Mutex::new(std::io::stdout()));
             registry.with(LineLayer::new(format, writer)).try_init()?;
         }

@@ -47,6 +47,7 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     endpoint: Url,
+    base_path: String,
     host: String,
     project_id: String,
     credentials: CredentialProvider,
@@ -77,14 +78,14 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|error| ClientError::Build(error.to_string()))?;
-        let mut endpoint = config.endpoint.clone();
-        // Joining below needs a base without a trailing slash.
-        let trimmed = endpoint.path().trim_end_matches('/').to_string();
-        endpoint.set_path(&trimmed);
+        // Paths are joined to the endpoint's own path, without its
+        // trailing slash.
+        let base_path = config.endpoint.path().trim_end_matches('/').to_string();
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
-                endpoint,
+                endpoint: config.endpoint.clone(),
+                base_path,
                 host,
                 project_id: config.project_id.clone(),
                 credentials,
@@ -112,7 +113,7 @@ impl Client {
             .map_err(credential_failure)?;
         let path = format!(
             "{}/v1/{}/jobs/{}",
-            self.inner.endpoint.path(),
+            self.inner.base_path,
             sign::percent_encode(&self.inner.project_id),
             sign::percent_encode(job_id)
         );
