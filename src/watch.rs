@@ -262,6 +262,14 @@ fn check_line_bytes(raw: &[u8]) -> Result<&str, String> {
         ));
     }
     let line = std::str::from_utf8(raw).map_err(|_| "line is not valid UTF-8".to_string())?;
+    // Most lines are printable ASCII; a byte loop settles them without decoding characters.
+    if line.is_ascii()
+        && !raw
+            .iter()
+            .any(|&byte| byte.is_ascii_control() && byte != b'\t')
+    {
+        return Ok(line);
+    }
     if let Some(bad) = line.chars().find(|&c| c.is_control() && c != '\t') {
         return Err(format!(
             "line contains the control character U+{:04X}",
@@ -272,12 +280,15 @@ fn check_line_bytes(raw: &[u8]) -> Result<&str, String> {
 }
 
 /// Parses one line of a watch file: `None` for a blank or comment line.
+///
+/// The scanning is done on bytes with plain loops: a debug build runs generic iterator code
+/// unoptimised, and a watch file may have a hundred thousand lines.
 fn parse_line(line: &str) -> Result<Option<(JobId, Labels)>, String> {
-    let content = match line.find('#') {
+    let content = match line.as_bytes().iter().position(|&byte| byte == b'#') {
         Some(hash) => &line[..hash],
         None => line,
     };
-    let mut fields = content.split([' ', '\t']).filter(|field| !field.is_empty());
+    let mut fields = Fields { rest: content };
     let Some(id) = fields.next() else {
         return Ok(None);
     };
@@ -296,22 +307,59 @@ fn parse_line(line: &str) -> Result<Option<(JobId, Labels)>, String> {
     Ok(Some((job_id, labels)))
 }
 
+/// The fields of a line, separated by runs of spaces and tabs.
+struct Fields<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.rest.as_bytes();
+        let mut start = 0;
+        while start < bytes.len() && is_separator(bytes[start]) {
+            start += 1;
+        }
+        if start == bytes.len() {
+            self.rest = "";
+            return None;
+        }
+        let mut end = start;
+        while end < bytes.len() && !is_separator(bytes[end]) {
+            end += 1;
+        }
+        // Both ends sit next to ASCII bytes, so they are character boundaries.
+        let field = &self.rest[start..end];
+        self.rest = &self.rest[end..];
+        Some(field)
+    }
+}
+
+fn is_separator(byte: u8) -> bool {
+    byte == b' ' || byte == b'\t'
+}
+
+fn is_key_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'.' || byte == b'-'
+}
+
 /// Splits and checks one `key=value` field.
 fn parse_label(field: &str) -> Result<(&str, &str), String> {
     let bad = |why: String| format!("bad label {field:?}: {why}");
-    let Some((key, value)) = field.split_once('=') else {
+    let Some(equals) = field.as_bytes().iter().position(|&byte| byte == b'=') else {
         return Err(bad("expected key=value".to_string()));
     };
-    let Some(first) = key.chars().next() else {
+    let (key, value) = (&field[..equals], &field[equals + 1..]);
+    let Some(&first) = key.as_bytes().first() else {
         return Err(bad("the key is empty".to_string()));
     };
     if !first.is_ascii_alphabetic() {
+        let first = key.chars().next().unwrap_or_default();
         return Err(bad(format!("the key starts with {first:?}, not a letter")));
     }
-    if let Some(c) = key
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
+    if let Some(index) = key.bytes().position(|byte| !is_key_byte(byte)) {
+        let c = key[index..].chars().next().unwrap_or_default();
         return Err(bad(format!(
             "the key contains {c:?}, only A-Z a-z 0-9 _ . - are allowed"
         )));
@@ -325,6 +373,11 @@ fn parse_label(field: &str) -> Result<(&str, &str), String> {
     }
     if value.is_empty() {
         return Err(bad("the value is empty".to_string()));
+    }
+    // An ASCII value has no white space left: spaces and tabs split fields, and the line has no
+    // control characters. Only other values need their characters looked at.
+    if value.is_ascii() && value.len() <= MAX_LABEL_VALUE_LEN {
+        return Ok((key, value));
     }
     let length = value.chars().count();
     if length > MAX_LABEL_VALUE_LEN {
@@ -737,6 +790,14 @@ mod tests {
         check(
             "ff80 1team=a",
             Err(r#"bad label "1team=a": the key starts with '1', not a letter"#),
+        );
+        check(
+            "ff80 ékey=a",
+            Err(r#"bad label "ékey=a": the key starts with 'é', not a letter"#),
+        );
+        check(
+            "ff80 tëam=a",
+            Err(r#"bad label "tëam=a": the key contains 'ë', only A-Z a-z 0-9 _ . - are allowed"#),
         );
         check(
             "ff80 te:am=a",
