@@ -56,7 +56,7 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Config => f.write_str("watch.jobs of the configuration"),
+            Origin::Config => f.write_str("watch.jobs"),
             Origin::File { path, line } => write!(f, "{}:{line}", path.display()),
         }
     }
@@ -161,9 +161,12 @@ impl WatchList {
             if first.labels == labels {
                 return Accept::Taken;
             }
+            let first_place = match self.origin_of(first.place) {
+                Origin::Config => "in watch.jobs of the configuration".to_string(),
+                file => format!("at {file}"),
+            };
             return Accept::Refused(format!(
-                "job {job_id} is already listed at {} with other labels; this line is ignored",
-                self.origin_of(first.place)
+                "job {job_id} is already listed {first_place} with other labels; this line is ignored"
             ));
         }
         if self.jobs.len() >= limit {
@@ -436,14 +439,16 @@ fn load_limited(
                 continue;
             }
         };
+        // The path is in place before parsing, since a conflict within the same file names it.
         let file = list.files.len();
+        list.files.push(path.clone());
         let before = list.len();
         let flow = parse_lines(&path, &text, &mut problems, |job_id, labels, line| {
             list.add(job_id, labels, Place::File { file, line }, limit)
         });
         // Only a file that added a job is referred to by an index, so only such a file is kept.
-        if list.len() > before {
-            list.files.push(path);
+        if list.len() == before {
+            list.files.pop();
         }
         if flow.is_break() {
             break;
@@ -1006,7 +1011,7 @@ mod tests {
     fn load_duplicates() {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path();
-        write(dir, "1.jobs", "same team=a\nplain\ncfg\n");
+        write(dir, "1.jobs", "same team=a\nplain\ncfg\nplain env=x\n");
         write(
             dir,
             "2.jobs",
@@ -1016,8 +1021,9 @@ mod tests {
         assert_eq!(
             shown(dir, &problems),
             [
+                "D/1.jobs:4: job plain is already listed at D/1.jobs:2 with other labels; this line is ignored",
                 "D/2.jobs:4: job same is already listed at D/1.jobs:1 with other labels; this line is ignored",
-                "D/2.jobs:5: job cfg is already listed at watch.jobs of the configuration with other labels; this line is ignored",
+                "D/2.jobs:5: job cfg is already listed in watch.jobs of the configuration with other labels; this line is ignored",
             ]
         );
         assert_eq!(ids(&list), ["cfg", "plain", "same"]);
@@ -1104,7 +1110,6 @@ mod tests {
             shown(dir, &problems),
             ["D/pipe.jobs: not a regular file (a FIFO), skipped"]
         );
-        assert_ne!(fingerprint(dir), Fingerprint::default());
     }
 
     #[test]
