@@ -38,6 +38,12 @@ pub const MAX_LABEL_KEY_LEN: usize = 64;
 /// The longest label value, in characters.
 pub const MAX_LABEL_VALUE_LEN: usize = 256;
 
+/// The most problems listed for one file; the rest are counted in one last problem.
+///
+/// A file of garbage may hold millions of bad lines, and a problem per line would cost far more
+/// memory than the file itself.
+pub const MAX_PROBLEMS_PER_FILE: usize = 100;
+
 /// The suffix that marks a file of `watch.dir` as a watch file.
 pub const FILE_SUFFIX: &str = ".jobs";
 
@@ -224,11 +230,21 @@ fn parse_lines(
     mut accept: impl FnMut(JobId, Labels, usize) -> Accept,
 ) -> ControlFlow<()> {
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
-    let problem = |line: usize, message: String| Problem {
-        path: path.to_path_buf(),
-        line: Some(line),
-        message,
+    let mut listed = 0;
+    let mut unlisted = 0;
+    let mut report = |line: usize, message: String| {
+        if listed < MAX_PROBLEMS_PER_FILE {
+            listed += 1;
+            problems.push(Problem {
+                path: path.to_path_buf(),
+                line: Some(line),
+                message,
+            });
+        } else {
+            unlisted += 1;
+        }
     };
+    let mut flow = ControlFlow::Continue(());
     for (index, raw) in text.split(|&byte| byte == b'\n').enumerate() {
         let number = index + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -237,23 +253,33 @@ fn parse_lines(
             Ok(Some(job)) => job,
             Ok(None) => continue,
             Err(message) => {
-                problems.push(problem(number, message));
+                report(number, message);
                 continue;
             }
         };
         match accept(job_id, labels, number) {
             Accept::Taken => {}
-            Accept::Refused(message) => problems.push(problem(number, message)),
+            Accept::Refused(message) => report(number, message),
             Accept::Full(limit) => {
-                problems.push(problem(
+                report(
                     number,
-                    format!("the watch list holds {limit} jobs already, the most allowed; this line and the rest are ignored"),
-                ));
-                return ControlFlow::Break(());
+                    format!(
+                        "more than {limit} jobs, the most allowed; this line and the rest are ignored"
+                    ),
+                );
+                flow = ControlFlow::Break(());
+                break;
             }
         }
     }
-    ControlFlow::Continue(())
+    if unlisted > 0 {
+        problems.push(Problem {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!("{unlisted} more problems in this file are not listed"),
+        });
+    }
+    flow
 }
 
 /// Checks the length, the encoding and the characters of one line without its line ending.
@@ -891,9 +917,24 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(
             problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            [
-                "a.jobs:4: the watch list holds 2 jobs already, the most allowed; this line and the rest are ignored"
-            ]
+            ["a.jobs:4: more than 2 jobs, the most allowed; this line and the rest are ignored"]
+        );
+    }
+
+    #[test]
+    fn text_problem_cap() {
+        let mut text = "bad/id\n".repeat(MAX_PROBLEMS_PER_FILE + 50);
+        text.push_str("good\n");
+        let (entries, problems) = parse_text(Path::new("a.jobs"), text.as_bytes());
+        assert_eq!(entries.len(), 1);
+        assert_eq!(problems.len(), MAX_PROBLEMS_PER_FILE + 1);
+        assert_eq!(
+            problems[MAX_PROBLEMS_PER_FILE - 1].line,
+            Some(MAX_PROBLEMS_PER_FILE)
+        );
+        assert_eq!(
+            problems[MAX_PROBLEMS_PER_FILE].to_string(),
+            "a.jobs: 50 more problems in this file are not listed"
         );
     }
 
@@ -1132,7 +1173,12 @@ mod tests {
         let (list, problems) = load(&[], Some(dir));
         assert!(list.contains(&id("fine")));
         assert!(!problems.is_empty());
-        assert!(problems.iter().all(|problem| problem.line.is_some()));
+        assert!(problems.len() <= MAX_PROBLEMS_PER_FILE + 1);
+        assert!(
+            problems
+                .iter()
+                .all(|problem| problem.path == dir.join("a.jobs"))
+        );
     }
 
     #[test]
@@ -1176,9 +1222,7 @@ mod tests {
         assert_eq!(ids(&list), ["a", "b", "x"]);
         assert_eq!(
             shown(dir, &problems),
-            [
-                "D/a.jobs:3: the watch list holds 3 jobs already, the most allowed; this line and the rest are ignored"
-            ]
+            ["D/a.jobs:3: more than 3 jobs, the most allowed; this line and the rest are ignored"]
         );
         let (list, problems) = load_limited(&[id("a"), id("b"), id("c")], None, 2);
         assert_eq!(ids(&list), ["a", "b"]);
