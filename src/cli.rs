@@ -104,11 +104,19 @@ pub fn main() -> ExitCode {
 /// no variable we read can usefully hold).
 pub fn environment() -> BTreeMap<String, String> {
     std::env::vars_os()
-        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
         .collect()
 }
 
-fn load_config(path: Option<PathBuf>, env: &BTreeMap<String, String>) -> Result<(PathBuf, Config), ExitCode> {
+fn load_config(
+    path: Option<PathBuf>,
+    env: &BTreeMap<String, String>,
+) -> Result<(PathBuf, Config), ExitCode> {
     let path = path.unwrap_or_else(|| config::default_config_path(env));
     match Config::load(&path, env) {
         Ok(config) => Ok((path, config)),
@@ -140,9 +148,16 @@ fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
     runtime.block_on(async move {
         let (orders, control) = tokio::sync::mpsc::channel(1);
         if let Err(error) = crate::signals::forward(orders.clone()) {
-            return fail(EXIT_SOFTWARE, format!("cannot install signal handlers: {error}"));
+            return fail(
+                EXIT_SOFTWARE,
+                format!("cannot install signal handlers: {error}"),
+            );
         }
-        let options = RunOptions { config_path: Some(path), env, ..RunOptions::default() };
+        let options = RunOptions {
+            config_path: Some(path),
+            env,
+            ..RunOptions::default()
+        };
         // The sender stays alive for the whole run, so only an order stops it.
         let _orders = orders;
         match daemon::run(config, options, control).await {
@@ -166,15 +181,16 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
         return fail(EXIT_CONFIG, problem);
     }
     let credentials = daemon::credentials_config(&config);
-    let provider = match CredentialProvider::new(&credentials, &Environment::from_pairs(env.clone())) {
-        Ok((provider, warnings)) => {
-            for warning in warnings {
-                eprintln!("ecs-jobwatch: warning: {warning}");
+    let provider =
+        match CredentialProvider::new(&credentials, &Environment::from_pairs(env.clone())) {
+            Ok((provider, warnings)) => {
+                for warning in warnings {
+                    eprintln!("ecs-jobwatch: warning: {warning}");
+                }
+                provider
             }
-            provider
-        }
-        Err(error) => return fail(EXIT_CONFIG, format!("credentials: {error}")),
-    };
+            Err(error) => return fail(EXIT_CONFIG, format!("credentials: {error}")),
+        };
     println!("# ecs-jobwatch check-config: {} is valid", path.display());
     println!("# credentials: {}", provider.resolved());
     println!("# watch list: {} jobs", list.len());
@@ -219,7 +235,10 @@ fn status(config_path: Option<PathBuf>, json: bool) -> ExitCode {
         println!("{}", serde_json::Value::Array(rows));
         return ExitCode::from(EXIT_OK);
     }
-    println!("{:<34} {:<16} {:<21} {:>6} {:<21} LABELS", "JOB", "STATUS", "SINCE", "POLLS", "NEXT POLL");
+    println!(
+        "{:<34} {:<16} {:<21} {:>6} {:<21} LABELS",
+        "JOB", "STATUS", "SINCE", "POLLS", "NEXT POLL"
+    );
     for job in &jobs {
         let labels: Vec<String> = job.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!(
@@ -228,7 +247,11 @@ fn status(config_path: Option<PathBuf>, json: bool) -> ExitCode {
             job.status.as_deref().unwrap_or("-"),
             time(job.last_change.or(Some(job.tracked_since))).unwrap_or_default(),
             job.polls,
-            if job.finished { "-".to_string() } else { time(job.next_poll).unwrap_or_else(|| "-".into()) },
+            if job.finished {
+                "-".to_string()
+            } else {
+                time(job.next_poll).unwrap_or_else(|| "-".into())
+            },
             labels.join(" ")
         );
     }

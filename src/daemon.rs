@@ -21,10 +21,13 @@ use crate::config::{Config, CredentialSourceName};
 use crate::events;
 use crate::scheduler::{self, Command, Observer, Poller, Settings, Stats};
 use crate::state::{StateError, Store, Writer, now_ms};
+use crate::systemd::{Monitor, Notifier};
 use crate::watch::{self, WatchList};
 
 /// How often `watch.dir` is scanned for changes.
 pub const WATCH_SCAN_INTERVAL: Duration = Duration::from_secs(2);
+/// How often `STATUS=` is refreshed.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 /// How often finished jobs past `state.retention` are forgotten.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -93,13 +96,20 @@ pub fn credentials_config(config: &Config) -> CredentialsConfig {
         access_key_file: settings.access_key_file.clone(),
         secret_key_file: settings.secret_key_file.clone(),
         security_token_file: settings.security_token_file.clone(),
-        metadata_url: settings.metadata_url.as_str().trim_end_matches('/').to_string(),
+        metadata_url: settings
+            .metadata_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_string(),
         ..CredentialsConfig::default()
     }
 }
 
 /// The credential provider of a configuration, with its warnings emitted.
-pub fn credential_provider(config: &Config, env: &Environment) -> Result<CredentialProvider, DaemonError> {
+pub fn credential_provider(
+    config: &Config,
+    env: &Environment,
+) -> Result<CredentialProvider, DaemonError> {
     let (provider, warnings) = CredentialProvider::new(&credentials_config(config), env)
         .map_err(|error| DaemonError::Config(format!("credentials: {error}")))?;
     for warning in warnings {
@@ -149,13 +159,18 @@ fn settings(config: &Config, project_id: &str) -> Settings {
     }
 }
 
-fn client(config: &Config, project_id: &str, provider: CredentialProvider) -> Result<Client, DaemonError> {
+fn client(
+    config: &Config,
+    project_id: &str,
+    provider: CredentialProvider,
+) -> Result<Client, DaemonError> {
     let client_config = ClientConfig {
         endpoint: config.effective_endpoint(),
         project_id: project_id.to_string(),
         request_timeout: config.limits().request_timeout,
     };
-    Client::new(&client_config, provider).map_err(|error| DaemonError::Config(format!("cloud.endpoint: {error}")))
+    Client::new(&client_config, provider)
+        .map_err(|error| DaemonError::Config(format!("cloud.endpoint: {error}")))
 }
 
 /// Reads the watch list of a configuration, emitting every problem.
@@ -207,7 +222,23 @@ pub async fn run(
         let _ = ready.send(stats.clone());
     }
 
-    let mut current = Current { config, project_id, provider };
+    let notifier = Notifier::from_env();
+    notifier.ready();
+    let mut monitor = Monitor::new(&stats);
+    notifier.status(&monitor.status_line(&stats, now_ms()));
+    let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
+    status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watchdog = notifier.watchdog_interval().map(|period| {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
+
+    let mut current = Current {
+        config,
+        project_id,
+        provider,
+    };
     let mut scan = tokio::time::interval(WATCH_SCAN_INTERVAL);
     scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut retention = tokio::time::interval(RETENTION_INTERVAL);
@@ -222,7 +253,9 @@ pub async fn run(
                     while let Ok(next) = control.try_recv() {
                         stop |= next == Control::Shutdown;
                     }
+                    notifier.reloading();
                     current.reload(&options.config_path, &options.env, &handle).await;
+                    notifier.ready();
                     if stop {
                         break;
                     }
@@ -239,14 +272,22 @@ pub async fn run(
                     }
                 }
             }
+            _ = status_tick.tick() => {
+                notifier.status(&monitor.status_line(&stats, now_ms()));
+            }
+            _ = tick_opt(&mut watchdog) => {
+                if monitor.progressed(&stats) {
+                    notifier.watchdog();
+                }
+            }
             _ = retention.tick() => {
-                // Forgetting happens at start; a long-running daemon keeps
-                // its database small by restarting the count here.
-                tracing::debug!(event = "state.retention", "retention check");
+                let retention_ms = current.config.state().retention.as_millis() as i64;
+                handle.send(Command::Forget(now_ms() - retention_ms));
             }
         }
     }
 
+    notifier.stopping();
     events::daemon_stopping(watch_list_len(&stats)).emit();
     let writer = handle.shutdown().await;
     if let Some(writer) = writer {
@@ -255,6 +296,15 @@ pub async fn run(
             .map_err(|error| DaemonError::Internal(format!("state writer: {error}")))?;
     }
     Ok(())
+}
+
+async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn watch_list_len(stats: &Stats) -> usize {
@@ -319,7 +369,10 @@ impl Current {
             events::daemon_reload_failed(tracked, &format!("credentials: {error}")).emit();
             return;
         }
-        handle.send(Command::Reconfigure { settings: settings(&config, &project_id), poller });
+        handle.send(Command::Reconfigure {
+            settings: settings(&config, &project_id),
+            poller,
+        });
         handle.send(Command::WatchList(load_watch_list(&config)));
         self.config = config;
         self.project_id = project_id;

@@ -19,4 +19,5 @@ pub mod secret;
 pub mod signals;
 pub mod sim;
 pub mod state;
+pub mod systemd;
 pub mod watch;

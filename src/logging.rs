@@ -144,7 +144,11 @@ impl<S: Subscriber> Layer<S> for LineLayer {
             }
             Format::Brief => {
                 let time = timestamp.get(11..23).unwrap_or(&timestamp);
-                let _ = write!(line, "{time} {:<5} {name:<18} {message}", level_name(metadata.level()));
+                let _ = write!(
+                    line,
+                    "{time} {:<5} {name:<18} {message}",
+                    level_name(metadata.level())
+                );
             }
             Format::Text => {
                 let _ = write!(

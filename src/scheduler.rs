@@ -88,6 +88,9 @@ pub enum Command {
         /// The new poller, if any.
         poller: Option<Arc<dyn Poller>>,
     },
+    /// Forget finished jobs that finished before this Unix millisecond
+    /// (`state.retention`).
+    Forget(i64),
     /// Stop: finish calls in flight, record, then answer.
     Shutdown(oneshot::Sender<()>),
 }
@@ -287,6 +290,9 @@ impl Scheduler {
                     }
                     Some(Command::Reconfigure { settings, poller }) => {
                         self.reconfigure(settings, poller);
+                    }
+                    Some(Command::Forget(cutoff_ms)) => {
+                        self.writes.push(Write::Forget { cutoff_ms });
                     }
                     Some(Command::Shutdown(done)) => {
                         self.drain().await;

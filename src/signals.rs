@@ -41,7 +41,9 @@ pub fn forward(orders: mpsc::Sender<Control>) -> std::io::Result<()> {
                     let _ = orders.send(Control::Shutdown).await;
                     tokio::spawn(async {
                         tokio::time::sleep(STOP_DEADLINE).await;
-                        eprintln!("ecs-jobwatch: graceful stop took longer than {STOP_DEADLINE:?}, exiting");
+                        eprintln!(
+                            "ecs-jobwatch: graceful stop took longer than {STOP_DEADLINE:?}, exiting"
+                        );
                         std::process::exit(FORCED_EXIT);
                     });
                 }

@@ -157,6 +157,11 @@ pub enum Write {
         /// When.
         at: i64,
     },
+    /// Forget finished jobs that finished before this Unix millisecond.
+    Forget {
+        /// The cutoff.
+        cutoff_ms: i64,
+    },
     /// A finished job's duration, for the adaptive cadence.
     Duration {
         /// Its `job_type`.
@@ -438,26 +443,7 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(sqlite)?;
-        tx.execute(
-            "DELETE FROM announced WHERE job_id IN
-                (SELECT job_id FROM jobs WHERE finished = 1 AND finished_at < ?1)",
-            [cutoff_ms],
-        )
-        .map_err(sqlite)?;
-        let forgotten = tx
-            .execute(
-                "DELETE FROM jobs WHERE finished = 1 AND finished_at < ?1",
-                [cutoff_ms],
-            )
-            .map_err(sqlite)?;
-        tx.execute(
-            "DELETE FROM durations WHERE rowid IN (
-                SELECT rowid FROM (
-                    SELECT rowid, ROW_NUMBER() OVER (PARTITION BY job_type ORDER BY finished_at DESC) AS n
-                    FROM durations) WHERE n > 1000)",
-            [],
-        )
-        .map_err(sqlite)?;
+        let forgotten = forget(&tx, cutoff_ms).map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
         Ok(forgotten)
     }
@@ -524,6 +510,26 @@ impl Tail {
     }
 }
 
+fn forget(tx: &rusqlite::Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<usize> {
+    tx.execute(
+        "DELETE FROM announced WHERE job_id IN
+            (SELECT job_id FROM jobs WHERE finished = 1 AND finished_at < ?1)",
+        [cutoff_ms],
+    )?;
+    let forgotten = tx.execute(
+        "DELETE FROM jobs WHERE finished = 1 AND finished_at < ?1",
+        [cutoff_ms],
+    )?;
+    tx.execute(
+        "DELETE FROM durations WHERE rowid IN (
+            SELECT rowid FROM (
+                SELECT rowid, ROW_NUMBER() OVER (PARTITION BY job_type ORDER BY finished_at DESC) AS n
+                FROM durations) WHERE n > 1000)",
+        [],
+    )?;
+    Ok(forgotten)
+}
+
 fn apply_one(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
     match write {
         Write::Job(record) => {
@@ -585,6 +591,9 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<
                 "INSERT OR IGNORE INTO announced (event_id, job_id, event, at) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![event_id, job_id.as_str(), event, at])?;
+        }
+        Write::Forget { cutoff_ms } => {
+            forget(tx, *cutoff_ms)?;
         }
         Write::Duration {
             job_type,

@@ -1284,7 +1284,10 @@ impl FromIterator<(JobId, Labels)> for WatchList {
     fn from_iter<I: IntoIterator<Item = (JobId, Labels)>>(iter: I) -> WatchList {
         let mut list = WatchList::default();
         for (job_id, labels) in iter {
-            list.jobs.entry(job_id).or_insert(Tracked { labels, place: Place::Config });
+            list.jobs.entry(job_id).or_insert(Tracked {
+                labels,
+                place: Place::Config,
+            });
         }
         list
     }

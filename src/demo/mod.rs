@@ -40,7 +40,10 @@ pub fn main() -> ExitCode {
         eprintln!("ecs-jobwatch: {error:#}");
         return ExitCode::from(70);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("ecs-jobwatch: cannot start the runtime: {error}");
@@ -79,7 +82,9 @@ async fn demo() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let sim = sim::spawn(scenario.clone()).await?;
-    let state = tempfile::Builder::new().prefix("ecs-jobwatch-demo").tempdir()?;
+    let state = tempfile::Builder::new()
+        .prefix("ecs-jobwatch-demo")
+        .tempdir()?;
     let ids: Vec<String> = jobs.iter().map(|(id, _, _)| format!("\"{id}\"")).collect();
     let config_text = format!(
         r#"[cloud]
@@ -114,13 +119,23 @@ format = "text"
         state = state.path().display(),
     );
     let env: BTreeMap<String, String> = [
-        ("HUAWEICLOUD_SDK_AK".to_string(), credential.access_key.clone()),
-        ("HUAWEICLOUD_SDK_SK".to_string(), credential.secret_key.expose().to_string()),
+        (
+            "HUAWEICLOUD_SDK_AK".to_string(),
+            credential.access_key.clone(),
+        ),
+        (
+            "HUAWEICLOUD_SDK_SK".to_string(),
+            credential.secret_key.expose().to_string(),
+        ),
     ]
     .into();
     let config = Config::from_toml_str(&config_text, "demo", &env)?;
 
-    println!("ecs-jobwatch demo: simulator on {}, {} jobs to watch", sim.base_url(), jobs.len());
+    println!(
+        "ecs-jobwatch demo: simulator on {}, {} jobs to watch",
+        sim.base_url(),
+        jobs.len()
+    );
     println!();
 
     let outcomes: Arc<Mutex<BTreeMap<String, Outcome>>> = Arc::new(Mutex::new(BTreeMap::new()));
@@ -130,7 +145,9 @@ format = "text"
         let outcomes = outcomes.clone();
         let expected = jobs.len();
         move |event: &Event| {
-            let Some(job_id) = event.fields.get("job_id").and_then(|v| v.as_str()) else { return };
+            let Some(job_id) = event.fields.get("job_id").and_then(|v| v.as_str()) else {
+                return;
+            };
             let final_status = match event.name {
                 events::JOB_TRANSITION => event
                     .fields
@@ -141,11 +158,18 @@ format = "text"
                 events::JOB_NOT_FOUND => Some("NOT_FOUND".to_string()),
                 _ => None,
             };
-            let Some(final_status) = final_status else { return };
-            let Ok(mut outcomes) = outcomes.lock() else { return };
+            let Some(final_status) = final_status else {
+                return;
+            };
+            let Ok(mut outcomes) = outcomes.lock() else {
+                return;
+            };
             outcomes.insert(
                 job_id.to_string(),
-                Outcome { final_status: Some(final_status), announced_at: Some(started.elapsed()) },
+                Outcome {
+                    final_status: Some(final_status),
+                    announced_at: Some(started.elapsed()),
+                },
             );
             if outcomes.len() == expected {
                 let _ = all_done_tx.try_send(());
@@ -159,14 +183,19 @@ format = "text"
         ready: None,
     };
     let daemon = tokio::spawn(daemon::run(config, options, control));
-    let finished_in_time = tokio::time::timeout(DEMO_DEADLINE, all_done.recv()).await.is_ok();
+    let finished_in_time = tokio::time::timeout(DEMO_DEADLINE, all_done.recv())
+        .await
+        .is_ok();
     let _ = orders.send(Control::Shutdown).await;
     daemon.await??;
     let stats = sim.stats();
     sim.shutdown().await;
 
     println!();
-    println!("{:<34} {:<18} {:<9} {:>5} {:>10}", "JOB", "JOB TYPE", "FINAL", "POLLS", "DETECTED");
+    println!(
+        "{:<34} {:<18} {:<9} {:>5} {:>10}",
+        "JOB", "JOB TYPE", "FINAL", "POLLS", "DETECTED"
+    );
     let outcomes = outcomes.lock().map(|o| o.clone()).unwrap_or_default();
     for (id, job_type, done) in &jobs {
         let outcome = outcomes.get(id).cloned().unwrap_or_default();
