@@ -601,19 +601,9 @@ impl Scheduler {
         tracked.record.polls += 1;
         tracked.record.last_poll_ms = Some(wall);
 
+        // A job that ends gets its sub-job failures announced first (they
+        // happened before); otherwise its status comes first.
         let mut announcements = Vec::new();
-        let changed = tracked.status.as_ref() != Some(&status);
-        if changed {
-            let previous = tracked.status.as_ref().map(|s| s.as_str().to_string());
-            let context = TransitionContext {
-                job_id: &job_id,
-                project_id: &project_id,
-                previous: previous.as_deref(),
-                sequence: tracked.record.transitions,
-                labels: &tracked.labels,
-            };
-            announcements.push(events::job_transition(context, &status, &job));
-        }
         let mut new_subjobs = Vec::new();
         for (index, sub_job) in job.sub_jobs.iter().enumerate() {
             if sub_job.status != Some(JobStatus::Fail) {
@@ -629,6 +619,23 @@ impl Scheduler {
             }
             new_subjobs.push(event_id.to_string());
             announcements.push(event);
+        }
+        let changed = tracked.status.as_ref() != Some(&status);
+        if changed {
+            let previous = tracked.status.as_ref().map(|s| s.as_str().to_string());
+            let context = TransitionContext {
+                job_id: &job_id,
+                project_id: &project_id,
+                previous: previous.as_deref(),
+                sequence: tracked.record.transitions,
+                labels: &tracked.labels,
+            };
+            let transition = events::job_transition(context, &status, &job);
+            if status.is_final() {
+                announcements.push(transition);
+            } else {
+                announcements.insert(0, transition);
+            }
         }
         let elapsed = if changed {
             Duration::ZERO
