@@ -3,7 +3,6 @@
 //! Exit codes follow sysexits: 0 ok, 64 usage, 70 internal error, 78
 //! configuration error. Every non-zero exit prints one line on stderr.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -299,8 +298,8 @@ fn run_sim(listen: SocketAddr, scenario_path: PathBuf) -> ExitCode {
 }
 
 /// Completes on the first SIGTERM or SIGINT.
-fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    async {
+async fn shutdown_signal() {
+    {
         use tokio::signal::unix::{SignalKind, signal};
         match (
             signal(SignalKind::terminate()),

@@ -713,6 +713,21 @@ pub fn fingerprint(dir: &Path) -> Fingerprint {
     Fingerprint { dir_error, files }
 }
 
+impl FromIterator<(JobId, Labels)> for WatchList {
+    /// A list built in code (tests, the demo): every entry counts as listed
+    /// in the configuration; the first occurrence of an id wins.
+    fn from_iter<I: IntoIterator<Item = (JobId, Labels)>>(iter: I) -> WatchList {
+        let mut list = WatchList::default();
+        for (job_id, labels) in iter {
+            list.jobs.entry(job_id).or_insert(Tracked {
+                labels,
+                place: Place::Config,
+            });
+        }
+        list
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1275,20 +1290,5 @@ mod tests {
         let missing = fingerprint(&dir.join("nope"));
         assert_ne!(missing, Fingerprint::default());
         assert_eq!(missing, fingerprint(&dir.join("nope")));
-    }
-}
-
-impl FromIterator<(JobId, Labels)> for WatchList {
-    /// A list built in code (tests, the demo): every entry counts as listed
-    /// in the configuration; the first occurrence of an id wins.
-    fn from_iter<I: IntoIterator<Item = (JobId, Labels)>>(iter: I) -> WatchList {
-        let mut list = WatchList::default();
-        for (job_id, labels) in iter {
-            list.jobs.entry(job_id).or_insert(Tracked {
-                labels,
-                place: Place::Config,
-            });
-        }
-        list
     }
 }

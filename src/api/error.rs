@@ -273,12 +273,20 @@ mod tests {
             .map_err(|error| error.kind)
     }
 
+    /// Status, body, `Retry-After`, and the expected status or error kind.
+    type Case = (
+        u16,
+        &'static str,
+        Option<&'static str>,
+        Result<String, ErrorKind>,
+    );
+
     const GW_THROTTLE: &str = r#"{"error_code":"APIGW.0308","error_msg":"The throttling threshold has been reached","request_id":"d4e8"}"#;
 
     #[test]
     fn classification_table() {
         let throttled = |s| ErrorKind::Throttled { retry_after: s };
-        let cases: Vec<(u16, &str, Option<&str>, Result<String, ErrorKind>)> = vec![
+        let cases: Vec<Case> = vec![
             (200, r#"{"status":"RUNNING"}"#, None, Ok("RUNNING".into())),
             (
                 200,
