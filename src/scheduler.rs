@@ -425,21 +425,27 @@ impl Scheduler {
                 }
                 continue;
             }
-            let tracked = match self.dormant.remove(job_id) {
+            // A job resumed from the store is written again only when its
+            // labels changed; a new one is written at once so that
+            // `status` shows it.
+            let (tracked, write) = match self.dormant.remove(job_id) {
                 Some(mut tracked) => {
-                    if *tracked.labels != *labels {
+                    let relabelled = *tracked.labels != *labels;
+                    if relabelled {
                         tracked.labels = Arc::new(labels.clone());
                     }
-                    tracked
+                    (tracked, relabelled)
                 }
-                None => Tracked::new(Arc::new(labels.clone()), now, wall),
+                None => (Tracked::new(Arc::new(labels.clone()), now, wall), true),
             };
-            let record = tracked.to_record(job_id, wall);
+            if write {
+                self.writes
+                    .push(Write::Job(tracked.to_record(job_id, wall)));
+            }
             self.jobs.insert(job_id.clone(), tracked);
             let random = self.random();
             let delay = cadence::first_delay(&self.settings.cadence, random);
             self.schedule(job_id, now + delay);
-            self.writes.push(Write::Job(record));
         }
         self.update_counts();
     }
@@ -459,6 +465,7 @@ impl Scheduler {
     }
 
     fn housekeeping(&mut self, now: Instant) {
+        self.count_pending();
         for report in self.error_lines.due(now) {
             self.announce(events::api_error(&report));
         }
@@ -796,10 +803,16 @@ impl Scheduler {
         }
     }
 
+    /// Cheap counters, updated whenever the set changes.
     fn update_counts(&self) {
         self.stats
             .tracked
             .store(self.jobs.len() as u64, Ordering::Relaxed);
+    }
+
+    /// The PENDING_PAYMENT count walks every job, so it is refreshed once
+    /// per tick rather than per poll.
+    fn count_pending(&self) {
         let pending = self
             .jobs
             .values()
