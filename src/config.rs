@@ -105,6 +105,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "pending_payment_interval",
             "job_timeout",
             "not_found_grace",
+            "adaptive",
         ],
     ),
     (
@@ -119,6 +120,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("watch", &["jobs", "dir"]),
     ("state", &["dir", "retention"]),
     ("log", &["format", "level"]),
+    ("metrics", &["listen"]),
 ];
 
 /// The validated configuration. Fields are private; getters return plain values.
@@ -134,6 +136,7 @@ pub struct Config {
     watch: WatchSettings,
     state: StateSettings,
     log: LogSettings,
+    metrics: MetricsSettings,
 }
 
 /// Where the access key comes from (`credentials.source`).
@@ -202,6 +205,8 @@ pub struct PollSettings {
     pub job_timeout: Duration,
     /// How long a never-seen job may answer 404 before `job.not_found`.
     pub not_found_grace: Duration,
+    /// Whether polls are placed by the learned durations of finished jobs.
+    pub adaptive: bool,
 }
 
 /// The `[limits]` section: the budget of API calls.
@@ -268,6 +273,13 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// The least severe level logged, in lowercase: `trace`, `debug`, `info`, `warn` or `error`.
     pub level: String,
+}
+
+/// The `[metrics]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; off when `None`.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// The levels accepted by `log.level`.
@@ -385,6 +397,7 @@ impl Config {
         out.duration("pending_payment_interval", poll.pending_payment_interval);
         out.duration("job_timeout", poll.job_timeout);
         out.duration("not_found_grace", poll.not_found_grace);
+        out.value("adaptive", toml::Value::Boolean(poll.adaptive));
 
         let limits = &self.limits;
         out.section("limits");
@@ -419,6 +432,10 @@ impl Config {
         out.section("log");
         out.str("format", self.log.format.as_str());
         out.str("level", &self.log.level);
+
+        out.section("metrics");
+        let listen = self.metrics.listen.map(|addr| addr.to_string());
+        out.optional_str("listen", listen.as_deref());
         out.text
     }
 
@@ -465,6 +482,11 @@ impl Config {
     /// The `[state]` section.
     pub fn state(&self) -> &StateSettings {
         &self.state
+    }
+
+    /// The `[log]` section.
+    pub fn metrics(&self) -> &MetricsSettings {
+        &self.metrics
     }
 
     /// The `[log]` section.
@@ -547,6 +569,7 @@ struct RawConfig {
     watch: RawWatch,
     state: RawState,
     log: RawLog,
+    metrics: RawMetrics,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -575,6 +598,7 @@ struct RawPoll {
     pending_payment_interval: Option<Scalar>,
     job_timeout: Option<Scalar>,
     not_found_grace: Option<Scalar>,
+    adaptive: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -598,6 +622,12 @@ struct RawWatch {
 struct RawState {
     dir: Option<PathBuf>,
     retention: Option<Scalar>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    listen: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -627,6 +657,7 @@ impl RawConfig {
                 pending_payment_interval: Scalar::text("5m"),
                 job_timeout: Scalar::text("2h"),
                 not_found_grace: Scalar::text("60s"),
+                adaptive: Some(true),
             },
             limits: RawLimits {
                 requests_per_second: Some(Scalar::Int(10)),
@@ -646,6 +677,7 @@ impl RawConfig {
                 format: Some("json".to_owned()),
                 level: Some("info".to_owned()),
             },
+            metrics: RawMetrics { listen: None },
         }
     }
 }
@@ -1004,6 +1036,7 @@ fn validate(raw: RawConfig, overrides: &EnvOverrides) -> Result<Config, ConfigEr
             second,
             None,
         )?,
+        adaptive: check.required("poll.adaptive", raw.poll.adaptive)?,
     };
     if poll.max_interval < poll.initial_interval {
         return Err(check.fail(
@@ -1063,6 +1096,23 @@ fn validate(raw: RawConfig, overrides: &EnvOverrides) -> Result<Config, ConfigEr
         level,
     };
 
+    let metrics = MetricsSettings {
+        listen: raw
+            .metrics
+            .listen
+            .map(|text| {
+                text.parse::<std::net::SocketAddr>().map_err(|_| {
+                    check.fail(
+                        "metrics.listen",
+                        format!(
+                            "must be an address with a port, like 127.0.0.1:9464, got {text:?}"
+                        ),
+                    )
+                })
+            })
+            .transpose()?,
+    };
+
     Ok(Config {
         region,
         project_id,
@@ -1074,6 +1124,7 @@ fn validate(raw: RawConfig, overrides: &EnvOverrides) -> Result<Config, ConfigEr
         watch,
         state,
         log,
+        metrics,
     })
 }
 
@@ -1448,6 +1499,7 @@ level = "info"
                 pending_payment_interval: Duration::from_secs(300),
                 job_timeout: Duration::from_secs(7200),
                 not_found_grace: Duration::from_secs(60),
+                adaptive: true,
             }
         );
         assert_eq!(
@@ -1726,7 +1778,7 @@ level = "info"
             ),
             (
                 "[cloud]\nregion = \"cn-north-4\"\n[metrix]\nlisten = \"x\"\n",
-                "test.toml:3: unknown section [metrix]; known sections: [cloud], [credentials], [poll], [limits], [watch], [state], [log]",
+                "test.toml:3: unknown section [metrix]; known sections: [cloud], [credentials], [poll], [limits], [watch], [state], [log], [metrics]",
             ),
             (
                 "[cloud]\nregion = \"cn-north-4\"\nflavour = 1\n",
@@ -1992,6 +2044,7 @@ level = "info"
         raw.credentials.secret_key_file = Some(PathBuf::new());
         raw.credentials.security_token_file = Some(PathBuf::new());
         raw.watch.dir = Some(PathBuf::new());
+        raw.metrics.listen = Some(String::new());
         let table: toml::Table = toml::Table::try_from(&raw).unwrap();
         let from_structs: Vec<(String, Vec<String>)> = table
             .iter()
