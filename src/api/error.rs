@@ -273,12 +273,16 @@ mod tests {
             .map_err(|error| error.kind)
     }
 
+    /// One row of the classification table: status, body, `Retry-After`,
+    /// and the status or error kind expected.
+    type Case<'a> = (u16, &'a str, Option<&'a str>, Result<String, ErrorKind>);
+
     const GW_THROTTLE: &str = r#"{"error_code":"APIGW.0308","error_msg":"The throttling threshold has been reached","request_id":"d4e8"}"#;
 
     #[test]
     fn classification_table() {
         let throttled = |s| ErrorKind::Throttled { retry_after: s };
-        let cases: Vec<(u16, &str, Option<&str>, Result<String, ErrorKind>)> = vec![
+        let cases: Vec<Case> = vec![
             (200, r#"{"status":"RUNNING"}"#, None, Ok("RUNNING".into())),
             (
                 200,
