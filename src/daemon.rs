@@ -22,6 +22,7 @@ use crate::events;
 use crate::scheduler::{self, Command, Observer, Poller, Settings, Stats};
 use crate::state::{StateError, Store, Writer, now_ms};
 use crate::systemd::{Monitor, Notifier};
+use crate::telemetry;
 use crate::watch::{self, WatchList};
 
 /// How often `watch.dir` is scanned for changes.
@@ -204,6 +205,22 @@ pub async fn run(
         Box::new(|error| events::state_error(&error.to_string()).emit()),
     );
 
+    // The recorder goes in before the scheduler starts, so that no early
+    // count is lost; the listener is bound now so a bad address fails the
+    // start instead of going unnoticed.
+    let metrics = match config.metrics().listen {
+        Some(addr) => {
+            let handle = telemetry::install()
+                .map_err(|error| DaemonError::Internal(format!("metrics: {error:#}")))?;
+            let listener = telemetry::bind(addr).await.map_err(DaemonError::Config)?;
+            if let Ok(bound) = listener.local_addr() {
+                events::metrics_listening(&bound.to_string()).emit();
+            }
+            Some((handle, listener))
+        }
+        None => None,
+    };
+
     let watch_list = load_watch_list(&config);
     let mut fingerprint = config.watch().dir.as_deref().map(watch::fingerprint);
     let handle = scheduler::spawn(scheduler::Start {
@@ -216,6 +233,13 @@ pub async fn run(
         observer: options.observer,
     });
     let stats = handle.stats.clone();
+    let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();
+    let metrics_task = metrics.map(|(prometheus, listener)| {
+        let health = Arc::new(telemetry::Health::new(stats.clone()));
+        tokio::spawn(telemetry::serve(listener, prometheus, health, async {
+            let _ = metrics_stopped.await;
+        }))
+    });
     // The scheduler has applied the watch list before it answers anything.
     events::daemon_started(watch_list_len(&stats)).emit();
     if let Some(ready) = options.ready {
@@ -289,6 +313,11 @@ pub async fn run(
 
     notifier.stopping();
     events::daemon_stopping(watch_list_len(&stats)).emit();
+    let _ = metrics_stop.send(());
+    if let Some(task) = metrics_task {
+        // A scraper holding its connection open must not hold up the stop.
+        let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+    }
     let writer = handle.shutdown().await;
     if let Some(writer) = writer {
         tokio::task::spawn_blocking(move || writer.finish())

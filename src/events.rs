@@ -42,6 +42,9 @@ pub const STATE_ERROR: &str = "state.error";
 /// Extension: a warning about credentials (for example file permissions).
 pub const CREDENTIALS_WARNING: &str = "credentials.warning";
 
+/// Extension: the metrics listener is bound.
+pub const METRICS_LISTENING: &str = "metrics.listening";
+
 /// The tracing field that carries the structured fields as JSON text.
 pub const FIELDS_JSON: &str = "fields_json";
 
@@ -360,6 +363,16 @@ pub fn state_error(error: &str) -> Event {
         format!("cannot record state, announcements wait until it can: {error}"),
     )
     .with("error", error)
+}
+
+/// `metrics.listening` (extension): INFO, where `/metrics` is served.
+pub fn metrics_listening(addr: &str) -> Event {
+    Event::new(
+        METRICS_LISTENING,
+        Level::INFO,
+        format!("serving /metrics, /healthz and /readyz on http://{addr}"),
+    )
+    .with("addr", addr)
 }
 
 /// `credentials.warning` (extension): WARN.

@@ -20,4 +20,5 @@ pub mod signals;
 pub mod sim;
 pub mod state;
 pub mod systemd;
+pub mod telemetry;
 pub mod watch;

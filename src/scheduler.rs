@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use crate::cadence::{self, Cadence, Situation};
 use crate::events::{self, Event, TransitionContext};
 use crate::ids::JobId;
 use crate::state::{JobRecord, Write, Writer, now_ms};
+use crate::telemetry;
 use crate::watch::{Labels, WatchList};
 
 /// How often counters of polls that changed nothing are written.
@@ -108,6 +109,13 @@ pub struct Stats {
     pub heartbeat: AtomicU64,
     /// The last `api.error` type and when (Unix ms).
     pub last_error: Mutex<Option<(i64, &'static str)>>,
+    /// When the API last answered with anything but an authentication
+    /// refusal (Unix ms; 0: never).
+    pub last_answer_ms: AtomicI64,
+    /// When the API last refused the credentials (Unix ms; 0: never).
+    pub last_auth_failure_ms: AtomicI64,
+    /// When the scheduler started (Unix ms).
+    pub started_ms: AtomicI64,
 }
 
 /// A callback that sees every event the scheduler announces (the demo and
@@ -190,6 +198,7 @@ impl Handle {
 pub fn spawn(start: Start) -> Handle {
     let (commands, receiver) = mpsc::unbounded_channel();
     let stats = Arc::new(Stats::default());
+    stats.started_ms.store(now_ms(), Ordering::Relaxed);
     let scheduler = Scheduler::new(start, stats.clone());
     let task = tokio::spawn(scheduler.run(receiver));
     Handle {
@@ -217,6 +226,7 @@ struct Scheduler {
     next_seq: u64,
     in_flight: JoinSet<(JobId, Result<Job, ApiError>)>,
     budget_ready_at: Option<Instant>,
+    budget_blocked_since: Option<Instant>,
     writes: Vec<Write>,
     poll_writes: HashMap<JobId, (u64, i64, Option<i64>)>,
     last_poll_flush: Instant,
@@ -247,6 +257,7 @@ impl Scheduler {
             next_seq: 0,
             in_flight: JoinSet::new(),
             budget_ready_at: None,
+            budget_blocked_since: None,
             writes: Vec::new(),
             poll_writes: HashMap::new(),
             last_poll_flush: now,
@@ -362,13 +373,20 @@ impl Scheduler {
             return;
         }
         match self.budget.try_take() {
-            Ok(()) => self.budget_ready_at = None,
+            Ok(()) => {
+                self.budget_ready_at = None;
+                if let Some(since) = self.budget_blocked_since.take() {
+                    let waited = now.saturating_duration_since(since).as_secs_f64();
+                    ::metrics::histogram!(telemetry::BUDGET_WAIT).record(waited);
+                }
+            }
             Err(wait) => {
                 self.budget_ready_at = Some(now + wait);
+                self.budget_blocked_since.get_or_insert(now);
                 return;
             }
         }
-        let Some(Reverse((_, _, job_id))) = self.queue.pop() else {
+        let Some(Reverse((due, _, job_id))) = self.queue.pop() else {
             return;
         };
         let Some(tracked) = self.jobs.get_mut(&job_id) else {
@@ -377,8 +395,16 @@ impl Scheduler {
         tracked.in_flight = true;
         self.throttle.on_dispatch(now);
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
+        let lag = now.saturating_duration_since(due).as_secs_f64();
+        ::metrics::histogram!(telemetry::SCHEDULER_LAG).record(lag);
         let call = self.poller.poll(job_id.clone());
-        self.in_flight.spawn(async move { (job_id, call.await) });
+        self.in_flight.spawn(async move {
+            let started = Instant::now();
+            let result = call.await;
+            let seconds = started.elapsed().as_secs_f64();
+            ::metrics::histogram!(telemetry::API_REQUEST_DURATION).record(seconds);
+            (job_id, result)
+        });
     }
 
     fn schedule(&mut self, job_id: &JobId, due: Instant) {
@@ -484,6 +510,7 @@ impl Scheduler {
             return;
         }
         tracked.in_flight = false;
+        self.count_outcome(&result);
         match result {
             Ok(job) => {
                 self.auth.on_answer();
@@ -491,6 +518,32 @@ impl Scheduler {
                 self.observe(job_id, job, now);
             }
             Err(error) => self.failed(job_id, error, now),
+        }
+    }
+
+    /// Metrics and readiness timestamps of one answer.
+    fn count_outcome(&self, result: &Result<Job, ApiError>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(error) => error.kind.error_type(),
+        };
+        ::metrics::counter!(telemetry::POLLS, "outcome" => outcome).increment(1);
+        let wall = now_ms();
+        match result {
+            Err(error) if matches!(error.kind, ErrorKind::Auth | ErrorKind::Forbidden) => {
+                self.stats
+                    .last_auth_failure_ms
+                    .store(wall, Ordering::Relaxed);
+            }
+            // No answer arrived (timeout, connection): it says nothing.
+            Err(error) if error.http_status.is_none() && error.kind != ErrorKind::Decode => {}
+            _ => self.stats.last_answer_ms.store(wall, Ordering::Relaxed),
+        }
+        if let Err(error) = result
+            && error.kind != ErrorKind::NotFound
+        {
+            let error_type = error.kind.error_type();
+            ::metrics::counter!(telemetry::API_ERRORS, "error_type" => error_type).increment(1);
         }
     }
 
@@ -757,6 +810,16 @@ impl Scheduler {
 
     fn announce(&mut self, event: Event) {
         event.emit();
+        ::metrics::counter!(telemetry::EVENTS, "event" => event.name).increment(1);
+        if event.name == events::JOB_TRANSITION {
+            let status = event
+                .fields
+                .get("status")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let label = telemetry::status_label(status);
+            ::metrics::counter!(telemetry::TRANSITIONS, "status" => label).increment(1);
+        }
         if event.name == events::API_ERROR
             && let Ok(mut last) = self.stats.last_error.lock()
         {
@@ -810,17 +873,27 @@ impl Scheduler {
             .store(self.jobs.len() as u64, Ordering::Relaxed);
     }
 
-    /// The PENDING_PAYMENT count walks every job, so it is refreshed once
-    /// per tick rather than per poll.
+    /// Counting by status walks every job, so it is done once per tick
+    /// rather than per poll.
     fn count_pending(&self) {
-        let pending = self
-            .jobs
-            .values()
-            .filter(|t| t.status == Some(JobStatus::PendingPayment))
-            .count();
+        const LABELS: [&str; 5] = ["UNSEEN", "INIT", "RUNNING", "PENDING_PAYMENT", "OTHER"];
+        let mut counts = [0u64; 5];
+        for tracked in self.jobs.values() {
+            let index = match &tracked.status {
+                None => 0,
+                Some(JobStatus::Init) => 1,
+                Some(JobStatus::Running) => 2,
+                Some(JobStatus::PendingPayment) => 3,
+                Some(_) => 4,
+            };
+            counts[index] += 1;
+        }
         self.stats
             .pending_payment
-            .store(pending as u64, Ordering::Relaxed);
+            .store(counts[3], Ordering::Relaxed);
+        for (label, count) in LABELS.iter().zip(counts) {
+            ::metrics::gauge!(telemetry::JOBS_TRACKED, "status" => *label).set(count as f64);
+        }
     }
 
     /// Lets calls in flight finish and handles their answers.

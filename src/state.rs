@@ -638,7 +638,11 @@ impl Writer {
                     }
                     let mut delay = Duration::from_millis(100);
                     loop {
-                        match store.apply(&batch) {
+                        let started = std::time::Instant::now();
+                        let applied = store.apply(&batch);
+                        let seconds = started.elapsed().as_secs_f64();
+                        ::metrics::histogram!(crate::telemetry::STATE_WRITE).record(seconds);
+                        match applied {
                             Ok(()) => {
                                 flag.store(true, Ordering::SeqCst);
                                 break;
