@@ -144,6 +144,17 @@ fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return fail(EXIT_SOFTWARE, format!("cannot start the runtime: {error}")),
     };
+    // A file size limit (RLIMIT_FSIZE) must fail a write with EFBIG, which
+    // the state store reports and survives, not kill the process.
+    if let Err(error) = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    ) {
+        return fail(
+            EXIT_SOFTWARE,
+            format!("cannot install the SIGXFSZ handler: {error}"),
+        );
+    }
     runtime.block_on(async move {
         let (orders, control) = tokio::sync::mpsc::channel(1);
         if let Err(error) = crate::signals::forward(orders.clone()) {

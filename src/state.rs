@@ -188,6 +188,24 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How much the start-up probe writes: enough to notice a full disk,
+/// which an empty SQLite transaction would not.
+const PROBE_BYTES: usize = 64 * 1024;
+
+/// Writes, syncs and removes a small file, so that a read-only or full
+/// file system is refused at start with a clear error instead of at the
+/// first transition.
+fn probe_writable(dir: &Path) -> Result<(), StateError> {
+    use std::io::Write as _;
+    let path = dir.join(".write-probe");
+    let result = File::create(&path).and_then(|mut file| {
+        file.write_all(&[0u8; PROBE_BYTES])?;
+        file.sync_all()
+    });
+    let _ = std::fs::remove_file(&path);
+    result.map_err(|source| StateError::Io { path, source })
+}
+
 /// The path of the database in a state directory.
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join("state.db")
@@ -222,6 +240,7 @@ impl Store {
                 });
             }
         }
+        probe_writable(dir)?;
         let path = db_path(dir);
         let sqlite = |source| StateError::Sqlite {
             path: path.clone(),
