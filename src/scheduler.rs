@@ -1066,6 +1066,43 @@ mod tests {
         }
     }
 
+    fn start_with_records(
+        records: Vec<JobRecord>,
+        script: impl Fn(&str, Duration) -> Result<Job, ApiError> + Send + Sync + 'static,
+    ) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(Store::open(dir.path()).unwrap(), Box::new(|_| {}));
+        let fake = Arc::new(Fake {
+            origin: Instant::now(),
+            script: Box::new(script),
+            calls: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+        });
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let list: WatchList = records
+            .iter()
+            .map(|r| (r.job_id.clone(), Labels::new()))
+            .collect();
+        let handle = spawn(Start {
+            settings: settings(),
+            poller: Arc::new(fake.clone()),
+            writer,
+            records,
+            announced: Vec::new(),
+            watch_list: list,
+            observer: Some(Arc::new(move |event: &Event| {
+                sink.lock().unwrap().push(event.clone())
+            })),
+        });
+        Run {
+            fake,
+            events,
+            handle,
+            _dir: dir,
+        }
+    }
+
     fn start(
         ids: &[&str],
         settings: Settings,
@@ -1311,8 +1348,15 @@ mod tests {
             }
         });
         tokio::time::sleep(S(600)).await;
+        // The last transition is SUCCESS; a counted api.error line for the
+        // errors of the last period may still follow it.
+        let transitions: Vec<String> = run
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with("job.transition"))
+            .collect();
         assert_eq!(
-            run.names().last().map(String::as_str),
+            transitions.last().map(String::as_str),
             Some("job.transition:SUCCESS")
         );
         let errors = run.names().iter().filter(|n| *n == "api.error").count();
@@ -1338,6 +1382,61 @@ mod tests {
             before
         );
         assert!(run.calls().iter().filter(|(id, _)| id == "b").count() > before);
+        run.handle.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wall_clock_jumps_between_runs_cause_no_storm_and_no_stall() {
+        // Records written while the wall clock was a year ahead (it has
+        // since jumped back) and a year behind (it has jumped forward).
+        let year = 365 * 24 * 3600 * 1000;
+        let record = |id: &str, at: i64| JobRecord {
+            job_id: JobId::parse(id).unwrap(),
+            labels: Labels::new(),
+            status: Some("RUNNING".into()),
+            job_type: Some("createServer".into()),
+            tracked_since: at,
+            first_seen: Some(at),
+            last_change: Some(at),
+            last_poll: Some(at),
+            next_poll: Some(at),
+            polls: 3,
+            transitions: 1,
+            finished: false,
+            finished_at: None,
+            timeout_announced: false,
+        };
+        let now = now_ms();
+        let run = start_with_records(
+            vec![record("ahead", now + year), record("behind", now - year)],
+            |_, _| job("RUNNING"),
+        );
+        tokio::time::sleep(S(2)).await;
+        let calls = run.calls();
+        for id in ["ahead", "behind"] {
+            let count = calls.iter().filter(|(job, _)| job == id).count();
+            assert!(
+                (1..=2).contains(&count),
+                "{id} polled within the initial interval: {calls:?}"
+            );
+        }
+        tokio::time::sleep(S(58)).await;
+        let per_job = |id: &str| run.calls().iter().filter(|(job, _)| job == id).count();
+        // A minute of the plain cadence is about seven polls whatever the
+        // wall clock says; the job past its deadline goes on at max_interval.
+        assert!(
+            (4..=10).contains(&per_job("ahead")),
+            "ahead: {} polls",
+            per_job("ahead")
+        );
+        assert!(
+            (2..=3).contains(&per_job("behind")),
+            "behind: {} polls",
+            per_job("behind")
+        );
+        // The job recorded a year ago is past its deadline; the other is not.
+        let names = run.names();
+        assert_eq!(names, ["job.timeout"], "{names:?}");
         run.handle.shutdown().await;
     }
 }
