@@ -1,3 +1,5 @@
 //! Integration tests: one crate, one module per concern.
 
+mod daemon;
+mod harness;
 mod vectors;
