@@ -2,4 +2,5 @@
 
 mod daemon;
 mod harness;
+mod restart;
 mod vectors;
