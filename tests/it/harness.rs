@@ -297,6 +297,11 @@ impl Match {
             .with("status", status)
     }
 
+    /// `job.transition` of any job into `status`.
+    pub fn transition_into(status: &str) -> Match {
+        Match::event("job.transition").with("status", status)
+    }
+
     /// And field `key` equal to `value`.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Match {
         self.0.push((key.to_string(), value.into()));

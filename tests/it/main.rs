@@ -1,5 +1,6 @@
 //! Integration tests: one crate, one module per concern.
 
+mod budget;
 mod daemon;
 mod harness;
 mod restart;
