@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -481,9 +481,4 @@ pub fn dump(events: &[Value]) -> String {
         .map(Value::to_string)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The path as a string, for configuration values.
-pub fn path_str(path: &Path) -> String {
-    path.to_str().expect("UTF-8 temp path").to_string()
 }
