@@ -1,5 +1,10 @@
 //! Integration tests: one crate, one module per concern.
 
+mod budget;
 mod client;
+mod commands;
+mod daemon;
+mod harness;
 mod properties;
+mod restart;
 mod vectors;

@@ -1,0 +1,484 @@
+//! A harness that runs the real `ecs-jobwatch` binary against the in-process
+//! simulator and reads its JSON lines, so the daemon tests read as data.
+//!
+//! [`sim`] starts the simulator with a scenario (the credential and project
+//! are supplied here; a test gives only its `[[job]]` and `[[fault]]`
+//! tables). [`Setup`] owns a temporary directory holding the configuration,
+//! the state directory and the watch directory; [`Setup::start`] spawns the
+//! daemon with the scenario's keys in its environment. [`Daemon`] collects
+//! every stdout line and awaits events matching a [`Match`] under one
+//! generous deadline; nothing here sleeps to wait for a result.
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecs_jobwatch::sim::{self, FaultRule, JobSpec, Scenario, SimHandle, Stats};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// The project every scenario and configuration uses.
+pub const PROJECT: &str = "0123456789abcdef0123456789abcdef";
+/// The access key the simulator accepts.
+pub const AK: &str = "ITAK00000000000000000001";
+/// Its secret key.
+pub const SK: &str = "it-secret-key-00000000000000000000000001";
+/// The longest any single await may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+fn scenario_text(tables: &str) -> String {
+    format!(
+        "project_id = \"{PROJECT}\"\n\n[[credential]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n\n{tables}"
+    )
+}
+
+/// The jobs of `[[job]]` tables, for adding to a running simulator.
+pub fn jobs(tables: &str) -> Vec<JobSpec> {
+    Scenario::from_toml_str(&scenario_text(tables))
+        .expect("test jobs are a valid scenario")
+        .jobs
+}
+
+/// The fault rules of `[[fault]]` tables.
+pub fn faults(tables: &str) -> Vec<FaultRule> {
+    Scenario::from_toml_str(&scenario_text(tables))
+        .expect("test faults are a valid scenario")
+        .faults
+}
+
+/// A running simulator and the moment it was started.
+pub struct Sim {
+    handle: SimHandle,
+    started: Instant,
+}
+
+impl Deref for Sim {
+    type Target = SimHandle;
+
+    fn deref(&self) -> &SimHandle {
+        &self.handle
+    }
+}
+
+impl Sim {
+    /// An upper bound of the time on the simulator's clock (fault windows
+    /// count from its start).
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The requests the simulator has seen naming `job_id`.
+    pub fn requests(&self, job_id: &str) -> u64 {
+        self.stats().jobs.get(job_id).map_or(0, |job| job.requests)
+    }
+
+    /// Awaits a condition on the simulator's statistics (checked every
+    /// 50 ms, which is observation, not a wait for a fixed time).
+    pub async fn await_stats(&self, what: &str, condition: impl Fn(&Stats) -> bool) -> Stats {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let stats = self.stats();
+            if condition(&stats) {
+                return stats;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out awaiting simulator stats: {what}; last {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Starts the simulator with the harness credential and `tables`.
+pub async fn sim(tables: &str) -> Sim {
+    let scenario = Scenario::from_toml_str(&scenario_text(tables)).expect("valid test scenario");
+    let started = Instant::now();
+    let handle = sim::spawn(scenario).await.expect("simulator starts");
+    Sim { handle, started }
+}
+
+/// A temporary directory with a daemon configuration, its state directory
+/// and an optional watch directory.
+pub struct Setup {
+    /// Shared with every daemon started, so the files outlive a temporary
+    /// `Setup`.
+    dir: Arc<TempDir>,
+    config: toml::Table,
+    env: BTreeMap<String, String>,
+}
+
+impl Setup {
+    /// A configuration against `sim` with short intervals, JSON logs and
+    /// the harness keys in the environment.
+    pub fn new(sim: &Sim) -> Setup {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).expect("state directory");
+        let mut setup = Setup {
+            dir: Arc::new(dir),
+            config: toml::Table::new(),
+            env: BTreeMap::from([
+                ("HUAWEICLOUD_SDK_AK".to_string(), AK.to_string()),
+                ("HUAWEICLOUD_SDK_SK".to_string(), SK.to_string()),
+            ]),
+        };
+        setup = setup
+            .set("cloud.endpoint", sim.base_url())
+            .set("cloud.project_id", PROJECT)
+            .set("credentials.source", "env")
+            .set("poll.initial_interval", "1s")
+            .set("poll.max_interval", "2s")
+            .set("poll.not_found_grace", "30s")
+            .set("limits.requests_per_second", 50)
+            .set("state.dir", state.to_str().expect("UTF-8 temp path"))
+            .set("log.format", "json");
+        setup
+    }
+
+    /// Sets the dotted configuration key `section.key`.
+    pub fn set(mut self, key: &str, value: impl Into<toml::Value>) -> Setup {
+        let (section, name) = key.split_once('.').expect("a dotted key");
+        let table = self
+            .config
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table
+            .as_table_mut()
+            .expect("a section is a table")
+            .insert(name.to_string(), value.into());
+        self
+    }
+
+    /// Sets `watch.jobs`.
+    pub fn watch(self, ids: &[&str]) -> Setup {
+        let ids: Vec<toml::Value> = ids.iter().map(|id| toml::Value::from(*id)).collect();
+        self.set("watch.jobs", ids)
+    }
+
+    /// Sets an environment variable of the daemon.
+    pub fn env(mut self, key: &str, value: &str) -> Setup {
+        self.env.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// Writes `text` as the watch file `name` and points `watch.dir` at
+    /// its directory.
+    pub fn watch_file(self, name: &str, text: &str) -> Setup {
+        let dir = self.watch_dir();
+        std::fs::create_dir_all(&dir).expect("watch directory");
+        std::fs::write(dir.join(name), text).expect("watch file");
+        let dir = dir.to_str().expect("UTF-8 temp path").to_string();
+        self.set("watch.dir", dir)
+    }
+
+    /// The watch directory (`jobs.d` in the temporary directory).
+    pub fn watch_dir(&self) -> PathBuf {
+        self.dir.path().join("jobs.d")
+    }
+
+    /// The configuration file (written by `start`, `write` and `cli`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("ecs-jobwatch.toml")
+    }
+
+    /// Writes the configuration file.
+    pub fn write(&self) -> PathBuf {
+        let path = self.config_path();
+        let text = toml::to_string(&self.config).expect("configuration serializes");
+        std::fs::write(&path, text).expect("configuration written");
+        path
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ecs-jobwatch"));
+        command
+            .args(args)
+            .env_clear()
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs a command of the binary with `--config` to its end.
+    pub async fn cli(&self, args: &[&str]) -> Output {
+        let path = self.write();
+        let mut args = args.to_vec();
+        args.extend(["--config", path.to_str().expect("UTF-8 temp path")]);
+        let output = tokio::time::timeout(DEADLINE, self.command(&args).output())
+            .await
+            .expect("the command ends in time")
+            .expect("the binary runs");
+        Output {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Writes the configuration and starts `ecs-jobwatch run`.
+    pub async fn start(&self) -> Daemon {
+        let path = self.write();
+        let mut child = self
+            .command(&["run", "--config", path.to_str().expect("UTF-8 temp path")])
+            .spawn()
+            .expect("the daemon starts");
+        let pid = child.id().expect("a running child has a pid");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let (sender, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout);
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if sender.send(line).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        Daemon {
+            _dir: self.dir.clone(),
+            child,
+            pid,
+            lines,
+            events: Vec::new(),
+            bad_lines: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Output {
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Fields an event must have, compared for equality.
+#[derive(Clone, Debug)]
+pub struct Match(Vec<(String, Value)>);
+
+impl Match {
+    /// Events named `event`.
+    pub fn event(event: &str) -> Match {
+        Match(vec![("event".to_string(), Value::from(event))])
+    }
+
+    /// `job.transition` of `job_id` into `status`.
+    pub fn transition(job_id: &str, status: &str) -> Match {
+        Match::event("job.transition")
+            .with("job_id", job_id)
+            .with("status", status)
+    }
+
+    /// `job.transition` of any job into `status`.
+    pub fn transition_into(status: &str) -> Match {
+        Match::event("job.transition").with("status", status)
+    }
+
+    /// And field `key` equal to `value`.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Match {
+        self.0.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// Whether `event` has every field.
+    pub fn matches(&self, event: &Value) -> bool {
+        self.0
+            .iter()
+            .all(|(key, value)| event.get(key) == Some(value))
+    }
+
+    /// The events among `events` that match.
+    pub fn all<'a>(&self, events: &'a [Value]) -> Vec<&'a Value> {
+        events.iter().filter(|event| self.matches(event)).collect()
+    }
+}
+
+/// A running daemon and every line it printed so far.
+pub struct Daemon {
+    _dir: Arc<TempDir>,
+    child: Child,
+    pid: u32,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Every stdout line that parsed as a JSON object, in order.
+    pub events: Vec<Value>,
+    /// Every stdout line that did not (with its line end, if any).
+    pub bad_lines: Vec<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Daemon {
+    /// Fails the test with what the daemon printed.
+    async fn fail(&mut self, why: String) -> ! {
+        let stderr = match self.stderr.take() {
+            Some(handle) => tokio::time::timeout(Duration::from_secs(5), handle)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        panic!(
+            "{why}\nevents so far:\n{}\nstderr: {stderr}",
+            dump(&self.events)
+        );
+    }
+
+    fn take(&mut self, line: String) {
+        match serde_json::from_str::<Value>(line.trim_end_matches('\n')) {
+            Ok(value) if value.is_object() => self.events.push(value),
+            _ => self.bad_lines.push(line),
+        }
+    }
+
+    /// The next line, or `None` once stdout is closed or at `deadline`.
+    async fn next_line(&mut self, deadline: Instant) -> Option<String> {
+        tokio::time::timeout_at(deadline, self.lines.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The first event (since start) that matches, awaiting it for at most
+    /// [`DEADLINE`].
+    pub async fn await_event(&mut self, wanted: &Match) -> Value {
+        self.await_events(wanted, 1).await.remove(0)
+    }
+
+    /// The first `count` events (since start) that match.
+    pub async fn await_events(&mut self, wanted: &Match, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let found = wanted.all(&self.events);
+            if found.len() >= count {
+                return found.into_iter().take(count).cloned().collect();
+            }
+            let found = found.len();
+            match self.next_line(deadline).await {
+                Some(line) => self.take(line),
+                None => {
+                    let why = if Instant::now() >= deadline {
+                        "timed out"
+                    } else {
+                        "the daemon closed stdout"
+                    };
+                    self.fail(format!(
+                        "awaiting {count} of {wanted:?}: {why} (found {found})"
+                    ))
+                    .await
+                }
+            }
+        }
+    }
+
+    /// Waits at most `within` for a new event that matches (a bounded
+    /// wait for something that should not come).
+    pub async fn next_event_within(&mut self, wanted: &Match, within: Duration) -> Option<Value> {
+        let already = wanted.all(&self.events).len();
+        let deadline = Instant::now() + within;
+        while let Some(line) = self.next_line(deadline).await {
+            self.take(line);
+            if wanted.all(&self.events).len() > already {
+                return self.events.last().cloned();
+            }
+        }
+        None
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([name, &self.pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {name} {} failed", self.pid);
+    }
+
+    async fn finish(mut self) -> Finished {
+        let deadline = Instant::now() + DEADLINE;
+        while let Some(line) = self.next_line(deadline).await {
+            self.take(line);
+        }
+        let status = tokio::time::timeout_at(deadline, self.child.wait())
+            .await
+            .expect("the daemon exits in time")
+            .expect("wait for the daemon");
+        let stderr = match self.stderr.take() {
+            Some(handle) => handle.await.unwrap_or_default(),
+            None => String::new(),
+        };
+        Finished {
+            code: status.code(),
+            events: self.events,
+            bad_lines: self.bad_lines,
+            stderr,
+        }
+    }
+
+    /// SIGTERM, then everything it printed until it exited.
+    pub async fn stop(self) -> Finished {
+        self.signal("-TERM");
+        self.finish().await
+    }
+
+    /// SIGTERM, and checks the clean exit.
+    pub async fn stop_cleanly(self) -> Finished {
+        let finished = self.stop().await;
+        assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+        finished
+    }
+
+    /// SIGKILL, then everything it printed before it died.
+    pub async fn kill9(self) -> Finished {
+        self.signal("-KILL");
+        self.finish().await
+    }
+}
+
+/// A daemon run that ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Every JSON line of stdout.
+    pub events: Vec<Value>,
+    /// Every other line of stdout.
+    pub bad_lines: Vec<String>,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Events as one JSON line each, for failure messages.
+pub fn dump(events: &[Value]) -> String {
+    events
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
