@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod daemon;
 mod harness;
+mod metrics;
 mod properties;
 mod restart;
 mod vectors;
