@@ -8,4 +8,5 @@ mod harness;
 mod metrics;
 mod properties;
 mod restart;
+mod systemd;
 mod vectors;
