@@ -39,7 +39,7 @@ pub const MIN_SAMPLES: usize = 20;
 /// The product of the gap and the conditional probability of completion
 /// within it that the next poll aims at; also the shortest gap the rule
 /// chooses before the 1 s floor and jitter.
-pub const SPACING: Duration = Duration::from_millis(2500);
+pub const SPACING: Duration = Duration::from_secs(1);
 /// Half-width of the box each recorded duration is smoothed into,
 /// relative to the duration.
 pub const BANDWIDTH: f64 = 0.1;
@@ -137,27 +137,41 @@ pub fn next_gap(
     elapsed: Duration,
     random: f64,
 ) -> Option<Duration> {
+    next_gap_with_spacing(history, cadence, job_type, elapsed, random, SPACING)
+}
+
+/// [`next_gap`] with another target than [`SPACING`]: a larger `spacing`
+/// spends fewer calls for a longer detection delay. The benchmark uses it
+/// to show the trade-off.
+pub fn next_gap_with_spacing(
+    history: &History,
+    cadence: &Cadence,
+    job_type: Option<&str>,
+    elapsed: Duration,
+    random: f64,
+    spacing: Duration,
+) -> Option<Duration> {
     let sorted = history.sorted(job_type?)?;
     let floor = Duration::from_secs(1);
     let ceiling = cadence.max_interval.max(floor);
     let t = elapsed.as_secs_f64();
     let survival = 1.0 - smoothed_cdf(sorted, t);
     let gap = if survival <= OVERRUN_SURVIVAL {
-        (OVERRUN_FRACTION * t).max(SPACING.as_secs_f64())
+        (OVERRUN_FRACTION * t).max(spacing.as_secs_f64())
     } else {
-        placement(sorted, t, survival, ceiling.as_secs_f64())
+        placement(sorted, t, survival, ceiling.as_secs_f64(), spacing)
     };
     let jitter = 1.0 + JITTER * (2.0 * unit(random) - 1.0);
     let gap = Duration::try_from_secs_f64(gap * jitter).unwrap_or(ceiling);
     Some(gap.clamp(floor, ceiling))
 }
 
-/// The smallest gap `g` in `[0, ceiling]` with `g * p(g) >= SPACING`,
+/// The smallest gap `g` in `[0, ceiling]` with `g * p(g) >= spacing`,
 /// where `p(g)` is the probability of completion within `g` given survival
 /// to `t`; `ceiling` when none is. `g * p(g)` grows with `g`, so a
 /// bisection finds it.
-fn placement(sorted: &[u32], t: f64, survival: f64, ceiling: f64) -> f64 {
-    let target = SPACING.as_secs_f64();
+fn placement(sorted: &[u32], t: f64, survival: f64, ceiling: f64, spacing: Duration) -> f64 {
+    let target = spacing.as_secs_f64();
     let base = smoothed_cdf(sorted, t);
     let score = |g: f64| g * (smoothed_cdf(sorted, t + g) - base) / survival;
     if score(ceiling) < target {
@@ -266,10 +280,10 @@ mod tests {
         let history = history("batchStopServers", &spread(15.0, 35.0, 100));
         let cases = [
             // (elapsed, lowest gap, highest gap)
-            (0.0, 14.0, 20.0),
-            (16.0, 4.0, 9.0),
-            (28.0, 3.0, 6.0),
-            (33.0, 2.5, 4.0),
+            (0.0, 14.0, 18.0),
+            (16.0, 3.5, 5.5),
+            (28.0, 2.0, 3.5),
+            (33.0, 1.0, 2.5),
             (40.0, 9.0, 11.0),
             (100.0, 25.0, 25.0),
             (1000.0, 30.0, 30.0),
