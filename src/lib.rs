@@ -4,6 +4,7 @@
 //! The binary is a thin shell over this library; see `docs/architecture.md`
 //! for the map of modules.
 
+pub mod adaptive;
 pub mod api;
 pub mod budget;
 pub mod cadence;
