@@ -157,6 +157,7 @@ fn settings(config: &Config, project_id: &str) -> Settings {
         burst: limits.burst,
         max_in_flight: limits.max_in_flight,
         project_id: project_id.to_string(),
+        adaptive: poll.adaptive,
     }
 }
 
@@ -200,6 +201,7 @@ pub async fn run(
     store.forget_finished_before(now_ms() - retention_ms)?;
     let records = store.load_jobs()?;
     let announced = store.announced_for_unfinished()?;
+    let durations = store.durations(crate::adaptive::SAMPLE_SIZE)?;
     let writer = Writer::start(
         store,
         Box::new(|error| events::state_error(&error.to_string()).emit()),
@@ -230,6 +232,7 @@ pub async fn run(
         records,
         announced,
         watch_list,
+        durations,
         observer: options.observer,
     });
     let stats = handle.stats.clone();

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::adaptive::{self, History};
 use crate::api::client::Client;
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::model::{Job, JobStatus};
@@ -75,6 +76,8 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// The project (for events).
     pub project_id: String,
+    /// Whether INIT/RUNNING polls are placed by learned durations.
+    pub adaptive: bool,
 }
 
 /// Orders to the scheduler.
@@ -130,6 +133,10 @@ struct Tracked {
     job_type: Option<Arc<str>>,
     tracked_since: Instant,
     status_since: Instant,
+    /// When the job was first seen doing work (any status but
+    /// PENDING_PAYMENT): the origin of the adaptive cadence and of the
+    /// recorded duration.
+    active_since: Option<(Instant, i64)>,
     streak: u32,
     failures: u32,
     in_flight: bool,
@@ -165,6 +172,8 @@ pub struct Start {
     pub announced: Vec<(JobId, String)>,
     /// The watch list at start.
     pub watch_list: WatchList,
+    /// Durations of finished jobs by `job_type`, newest last (from the store).
+    pub durations: Vec<(String, i64)>,
     /// Sees every event.
     pub observer: Option<Observer>,
 }
@@ -231,6 +240,7 @@ struct Scheduler {
     poll_writes: HashMap<JobId, (u64, i64, Option<i64>)>,
     last_poll_flush: Instant,
     rng: SmallRng,
+    history: History,
     stats: Arc<Stats>,
     observer: Option<Observer>,
 }
@@ -262,6 +272,7 @@ impl Scheduler {
             poll_writes: HashMap::new(),
             last_poll_flush: now,
             rng: SmallRng::from_os_rng(),
+            history: History::from_rows(start.durations),
             stats,
             observer: start.observer,
         };
@@ -591,7 +602,8 @@ impl Scheduler {
                     return;
                 };
                 tracked.failures = tracked.failures.saturating_add(1);
-                let gap = tracked.cadence_gap(&self.settings.cadence, now, random_gap);
+                let history = self.settings.adaptive.then_some(&self.history);
+                let gap = tracked.cadence_gap(&self.settings.cadence, history, now, random_gap);
                 let delay = cadence::retry_delay(tracked.failures, gap, random);
                 self.schedule(&job_id, now + delay);
             }
@@ -745,15 +757,21 @@ impl Scheduler {
         }
         tracked.streak = tracked.streak.saturating_add(1);
         let record_needed = changed || timeout || !new_subjobs.is_empty();
+        if tracked.active_since.is_none() && status != JobStatus::PendingPayment {
+            tracked.active_since = Some((now, wall));
+        }
+        // How long the job worked, for the adaptive cadence: from its first
+        // sighting at work to its end, so time spent waiting for payment
+        // does not count.
         let duration = if status.is_final() {
             tracked
-                .record
-                .first_seen_ms
-                .map(|first| (tracked.job_type.clone(), wall - first))
+                .active_since
+                .map(|(_, since)| (tracked.job_type.clone(), wall - since))
         } else {
             None
         };
-        let gap = tracked.cadence_gap(&cadence, now, random);
+        let history = self.settings.adaptive.then_some(&self.history);
+        let gap = tracked.cadence_gap(&cadence, history, now, random);
 
         for event in announcements {
             self.announce(event);
@@ -768,6 +786,8 @@ impl Scheduler {
         }
         if status.is_final() {
             if let Some((Some(job_type), duration_ms)) = duration {
+                let worked = Duration::from_millis(duration_ms.max(0) as u64);
+                self.history.record(&job_type, worked);
                 self.writes.push(Write::Duration {
                     job_type: job_type.to_string(),
                     duration_ms,
@@ -916,6 +936,7 @@ impl Tracked {
             job_type: None,
             tracked_since: now,
             status_since: now,
+            active_since: None,
             streak: 0,
             failures: 0,
             in_flight: false,
@@ -948,6 +969,12 @@ impl Tracked {
             job_type: record.job_type.as_deref().map(Arc::from),
             tracked_since: ago(Some(record.tracked_since)),
             status_since: ago(record.last_change),
+            // Not recorded: a job that was working is taken to have worked
+            // since its first sighting.
+            active_since: match record.status.as_deref() {
+                Some("PENDING_PAYMENT") | None => None,
+                Some(_) => record.first_seen.map(|ms| (ago(Some(ms)), ms)),
+            },
             streak: 0,
             failures: 0,
             in_flight: false,
@@ -985,13 +1012,37 @@ impl Tracked {
         }
     }
 
-    /// The cadence gap from the job's current situation.
-    fn cadence_gap(&self, cadence: &Cadence, now: Instant, random: f64) -> Duration {
+    /// The gap before the next poll: the adaptive placement when
+    /// `history` is given and knows this job's type, else the plain
+    /// cadence. Only working jobs (INIT, RUNNING, unknown statuses) not yet
+    /// past their deadline are placed adaptively.
+    fn cadence_gap(
+        &self,
+        cadence: &Cadence,
+        history: Option<&History>,
+        now: Instant,
+        random: f64,
+    ) -> Duration {
         let elapsed = now.saturating_duration_since(self.status_since);
         let situation = match &self.status {
             Some(status) => Situation::Status(status),
             None => Situation::NotYetVisible,
         };
+        if let (Some(history), Some(status), Some((active, _))) =
+            (history, &self.status, self.active_since)
+            && !matches!(status, JobStatus::PendingPayment)
+            && !status.is_final()
+            && !cadence::timed_out(cadence, status, elapsed)
+            && let Some(gap) = adaptive::next_gap(
+                history,
+                cadence,
+                self.job_type.as_deref(),
+                now.saturating_duration_since(active),
+                random,
+            )
+        {
+            return gap;
+        }
         cadence::next_gap(cadence, situation, self.streak.max(1), elapsed, random)
     }
 }
@@ -1063,11 +1114,18 @@ mod tests {
             burst: 1,
             max_in_flight: 4,
             project_id: "p".into(),
+            adaptive: true,
         }
     }
 
-    fn start_with_records(
+    /// Starts a scheduler over a fake poller: `ids` are watched, `records`
+    /// come from an earlier run (and are watched too), `durations` seed the
+    /// adaptive history.
+    fn launch(
+        ids: &[&str],
+        settings: Settings,
         records: Vec<JobRecord>,
+        durations: Vec<(String, i64)>,
         script: impl Fn(&str, Duration) -> Result<Job, ApiError> + Send + Sync + 'static,
     ) -> Run {
         let dir = tempfile::tempdir().unwrap();
@@ -1080,17 +1138,20 @@ mod tests {
         });
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
-        let list: WatchList = records
+        let list: WatchList = ids
             .iter()
-            .map(|r| (r.job_id.clone(), Labels::new()))
+            .map(|id| JobId::parse(id).unwrap())
+            .chain(records.iter().map(|r| r.job_id.clone()))
+            .map(|id| (id, Labels::new()))
             .collect();
         let handle = spawn(Start {
-            settings: settings(),
+            settings,
             poller: Arc::new(fake.clone()),
             writer,
             records,
             announced: Vec::new(),
             watch_list: list,
+            durations,
             observer: Some(Arc::new(move |event: &Event| {
                 sink.lock().unwrap().push(event.clone())
             })),
@@ -1108,37 +1169,7 @@ mod tests {
         settings: Settings,
         script: impl Fn(&str, Duration) -> Result<Job, ApiError> + Send + Sync + 'static,
     ) -> Run {
-        let dir = tempfile::tempdir().unwrap();
-        let writer = Writer::start(Store::open(dir.path()).unwrap(), Box::new(|_| {}));
-        let fake = Arc::new(Fake {
-            origin: Instant::now(),
-            script: Box::new(script),
-            calls: Mutex::new(Vec::new()),
-            generation: AtomicU64::new(0),
-        });
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let sink = events.clone();
-        let list: WatchList = ids
-            .iter()
-            .map(|id| (JobId::parse(id).unwrap(), Labels::new()))
-            .collect();
-        let handle = spawn(Start {
-            settings,
-            poller: Arc::new(fake.clone()),
-            writer,
-            records: Vec::new(),
-            announced: Vec::new(),
-            watch_list: list,
-            observer: Some(Arc::new(move |event: &Event| {
-                sink.lock().unwrap().push(event.clone())
-            })),
-        });
-        Run {
-            fake,
-            events,
-            handle,
-            _dir: dir,
-        }
+        launch(ids, settings, Vec::new(), Vec::new(), script)
     }
 
     impl Run {
@@ -1407,8 +1438,11 @@ mod tests {
             timeout_announced: false,
         };
         let now = now_ms();
-        let run = start_with_records(
+        let run = launch(
+            &[],
+            settings(),
             vec![record("ahead", now + year), record("behind", now - year)],
+            Vec::new(),
             |_, _| job("RUNNING"),
         );
         tokio::time::sleep(S(2)).await;
@@ -1438,5 +1472,51 @@ mod tests {
         let names = run.names();
         assert_eq!(names, ["job.timeout"], "{names:?}");
         run.handle.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn learned_durations_place_polls_near_the_likely_end() {
+        // Fifty earlier createServer jobs took 55 to 65 s.
+        let durations: Vec<(String, i64)> = (0..50)
+            .map(|n| ("createServer".to_string(), 55_000 + n * 200))
+            .collect();
+        let script = |_: &str, at: Duration| job(if at < S(60) { "RUNNING" } else { "SUCCESS" });
+        let adaptive = launch(&["a"], settings(), Vec::new(), durations.clone(), script);
+        let plain = launch(
+            &["a"],
+            Settings {
+                adaptive: false,
+                ..settings()
+            },
+            Vec::new(),
+            durations,
+            script,
+        );
+        tokio::time::sleep(S(300)).await;
+        let early = |run: &Run| run.calls().iter().filter(|(_, at)| *at < S(45)).count();
+        let total = |run: &Run| run.calls().len();
+        let detected = |run: &Run| run.calls().last().map(|(_, at)| *at).unwrap_or_default();
+        // Sparse while completion is unlikely, dense around it: fewer calls
+        // in all, and the end seen within a few seconds.
+        assert!(
+            early(&adaptive) < early(&plain),
+            "{:?} vs {:?}",
+            adaptive.calls(),
+            plain.calls()
+        );
+        assert!(
+            total(&adaptive) <= total(&plain),
+            "{:?} vs {:?}",
+            adaptive.calls(),
+            plain.calls()
+        );
+        assert!(detected(&adaptive) < S(60) + S(5), "{:?}", adaptive.calls());
+        for run in [adaptive, plain] {
+            assert_eq!(
+                run.names().last().map(String::as_str),
+                Some("job.transition:SUCCESS")
+            );
+            run.handle.shutdown().await;
+        }
     }
 }

@@ -2,10 +2,13 @@
 //! SIGINT stop. A second stop signal exits at once; a stop that takes
 //! longer than [`STOP_DEADLINE`] is cut short.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::flag;
 use signal_hook_tokio::Signals;
 use tokio::sync::mpsc;
 
@@ -22,6 +25,16 @@ pub const FORCED_EXIT: i32 = 75;
 /// Registers the handlers now (so no signal between here and the first
 /// poll is lost) and forwards signals as orders from a task.
 pub fn forward(orders: mpsc::Sender<Control>) -> std::io::Result<()> {
+    // The second stop signal is decided inside the signal handler: two
+    // signals that arrive back to back are merged by the kernel and by the
+    // stream below, so counting them there would miss the second one. The
+    // conditional exit is registered first, so the first signal only sets
+    // the flag and the second finds it set.
+    let stopping = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGINT] {
+        flag::register_conditional_shutdown(signal, FORCED_EXIT, stopping.clone())?;
+        flag::register(signal, stopping.clone())?;
+    }
     let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])?;
     tokio::spawn(async move {
         let mut stopping = false;
@@ -33,6 +46,7 @@ pub fn forward(orders: mpsc::Sender<Control>) -> std::io::Result<()> {
                     let _ = orders.try_send(Control::Reload);
                 }
                 _ if stopping => {
+                    // Normally the handler has exited already.
                     eprintln!("ecs-jobwatch: second stop signal, exiting at once");
                     std::process::exit(FORCED_EXIT);
                 }

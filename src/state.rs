@@ -188,6 +188,10 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How many times (100 ms apart) a held lock is tried again before the
+/// store is refused as in use.
+const LOCK_ATTEMPTS: u32 = 10;
+
 /// How much the start-up probe writes: enough to notice a full disk,
 /// which an empty SQLite transaction would not.
 const PROBE_BYTES: usize = 64 * 1024;
@@ -228,16 +232,26 @@ impl Store {
                 path: lock_path.clone(),
                 source,
             })?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StateError::Locked(dir.to_path_buf()));
-            }
-            Err(std::fs::TryLockError::Error(source)) => {
-                return Err(StateError::Io {
-                    path: lock_path,
-                    source,
-                });
+        // A lock held for a moment longer (a previous daemon still exiting,
+        // a forked child that has not reached exec yet) is waited for
+        // briefly; a lock held by a running daemon is refused.
+        let mut attempts = 0;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if attempts < LOCK_ATTEMPTS => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StateError::Locked(dir.to_path_buf()));
+                }
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(StateError::Io {
+                        path: lock_path,
+                        source,
+                    });
+                }
             }
         }
         probe_writable(dir)?;
