@@ -401,6 +401,9 @@ impl Current {
             events::daemon_reload_failed(tracked, &format!("credentials: {error}")).emit();
             return;
         }
+        if config.log().level != self.config.log().level {
+            crate::logging::set_level(&config.log().level);
+        }
         handle.send(Command::Reconfigure {
             settings: settings(&config, &project_id),
             poller,

@@ -194,7 +194,8 @@ pub fn filter(level: &str) -> EnvFilter {
 /// Installs the global subscriber. Returns an error when the journal is
 /// asked for but cannot be reached, or a subscriber is already set.
 pub fn init(format: Format, level: &str) -> anyhow::Result<()> {
-    let registry = tracing_subscriber::registry().with(filter(level));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter(level));
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
         Format::Journald => {
             let journald = tracing_journald::layer()
@@ -206,7 +207,21 @@ pub fn init(format: Format, level: &str) -> anyhow::Result<()> {
             registry.with(LineLayer::new(format, writer)).try_init()?;
         }
     }
+    let _ = LEVEL.set(handle);
     Ok(())
+}
+
+/// The handle that changes the level of the installed subscriber.
+static LEVEL: std::sync::OnceLock<
+    tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>,
+> = std::sync::OnceLock::new();
+
+/// Changes the level at run time (on reload). A no-op when [`init`] was
+/// not called (tests, the library used on its own).
+pub fn set_level(level: &str) {
+    if let Some(handle) = LEVEL.get() {
+        let _ = handle.reload(filter(level));
+    }
 }
 
 #[cfg(test)]
