@@ -35,7 +35,7 @@
 //! | `limits.request_timeout` | `"10s"` | a duration from 1s to 5m |
 //! | `watch.jobs` | `[]` | a list of job ids (1 to 64 of `A-Za-z0-9-_`) |
 //! | `watch.dir` | none | a path to an existing directory |
-//! | `state.dir` | `$STATE_DIRECTORY` when set, else `/var/lib/ecs-jobwatch` | a path (created by the state store, not here) |
+//! | `state.dir` | `$STATE_DIRECTORY` when set, else `/var/lib/ecs-jobwatch` | a path to an existing directory (systemd's `StateDirectory=` creates it; checked when the daemon starts, exit 73 when missing) |
 //! | `state.retention` | `"30d"` | a duration, at least 1h |
 //! | `log.format` | `"json"` | `json`, `text`, `journald` |
 //! | `log.level` | `"info"` | `trace`, `debug`, `info`, `warn`, `error` (any case) |
