@@ -21,3 +21,4 @@ pub mod sim;
 pub mod state;
 pub mod systemd;
 pub mod watch;
+pub mod webhook;
