@@ -35,6 +35,7 @@ use crate::events::{self, Event, TransitionContext};
 use crate::ids::JobId;
 use crate::state::{JobRecord, Write, Writer, now_ms};
 use crate::watch::{Labels, WatchList};
+use crate::webhook::{self, SinkFilter};
 
 /// How often counters of polls that changed nothing are written.
 pub const POLL_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
@@ -74,6 +75,8 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// The project (for events).
     pub project_id: String,
+    /// The webhook sinks and what each takes.
+    pub webhooks: Vec<SinkFilter>,
 }
 
 /// Orders to the scheduler.
@@ -756,7 +759,11 @@ impl Scheduler {
     }
 
     fn announce(&mut self, event: Event) {
-        event.emit();
+        let timestamp = events::timestamp_now();
+        event.emit_at(&timestamp);
+        // Webhook deliveries are queued in the batch that records the fact.
+        let queued = webhook::outbox_writes(&self.settings.webhooks, &event, &timestamp);
+        self.writes.extend(queued);
         if event.name == events::API_ERROR
             && let Ok(mut last) = self.stats.last_error.lock()
         {
@@ -990,6 +997,7 @@ mod tests {
             burst: 1,
             max_in_flight: 4,
             project_id: "p".into(),
+            webhooks: Vec::new(),
         }
     }
 

@@ -162,9 +162,10 @@ pub fn load_sinks(config: &Config) -> Result<Vec<Sink>, String> {
         .map(|(index, settings)| {
             let secret = match &settings.secret_file {
                 None => None,
-                Some(path) => Some(read_secret(path).map_err(|error| {
-                    format!("notify.webhook[{index}].secret_file: {error}")
-                })?),
+                Some(path) => Some(
+                    read_secret(path)
+                        .map_err(|error| format!("notify.webhook[{index}].secret_file: {error}"))?,
+                ),
             };
             Ok(Sink {
                 url: settings.url.clone(),
@@ -295,7 +296,9 @@ impl Outbox {
         let conn = self.conn.clone();
         let sink = self.sink.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().map_err(|_| "outbox connection poisoned".to_string())?;
+            let conn = conn
+                .lock()
+                .map_err(|_| "outbox connection poisoned".to_string())?;
             f(&conn, &sink).map_err(|error| error.to_string())
         })
         .await
@@ -407,7 +410,8 @@ impl Task {
                 }
             };
             let step = decide(
-                head.as_ref().map(|row| (row.created_at, row.next_attempt_at)),
+                head.as_ref()
+                    .map(|row| (row.created_at, row.next_attempt_at)),
                 self.sink.max_age,
                 now_ms(),
             );
@@ -564,8 +568,16 @@ mod tests {
         );
         let timeouts = filter("b", &["job.timeout"], &["SUCCESS"]);
         let cases = [
-            (event("job.transition", Some("SUCCESS"), Some("e")), true, false),
-            (event("job.transition", Some("RUNNING"), Some("e")), false, false),
+            (
+                event("job.transition", Some("SUCCESS"), Some("e")),
+                true,
+                false,
+            ),
+            (
+                event("job.transition", Some("RUNNING"), Some("e")),
+                false,
+                false,
+            ),
             (event("job.transition", None, Some("e")), false, false),
             (event("job.timeout", Some("RUNNING"), Some("e")), true, true),
             (event("job.subjob_failed", None, Some("e")), true, false),
@@ -573,7 +585,11 @@ mod tests {
             (event("notify.dropped", None, Some("e")), false, false),
         ];
         for (event, a, b) in cases {
-            assert_eq!((all.matches(&event), timeouts.matches(&event)), (a, b), "{event:?}");
+            assert_eq!(
+                (all.matches(&event), timeouts.matches(&event)),
+                (a, b),
+                "{event:?}"
+            );
         }
     }
 
@@ -590,7 +606,12 @@ mod tests {
         let sinks: Vec<&str> = writes
             .iter()
             .map(|w| match w {
-                Write::Outbox { sink, event_id, body, .. } => {
+                Write::Outbox {
+                    sink,
+                    event_id,
+                    body,
+                    ..
+                } => {
                     assert_eq!(event_id, "e1");
                     assert_eq!(*body, event.to_json(timestamp).to_string());
                     sink.as_str()
@@ -642,7 +663,10 @@ mod tests {
             (Some((0, 0)), Step::Attempt),
             (Some((0, 5_000)), Step::Wait(Duration::from_millis(4_000))),
             // The wait never passes the deadline.
-            (Some((0, 9_000_000)), Step::Wait(Duration::from_millis(3_599_000))),
+            (
+                Some((0, 9_000_000)),
+                Step::Wait(Duration::from_millis(3_599_000)),
+            ),
             (Some((-3_600_000, 0)), Step::Drop),
         ];
         for (head, expected) in cases {
@@ -672,8 +696,14 @@ mod tests {
         assert_eq!(sinks[0].secret, None);
         assert_eq!(sinks[1].secret.as_ref().unwrap().expose(), "s3cret");
         let error = load(&empty).unwrap_err();
-        assert!(error.starts_with("notify.webhook[1].secret_file: "), "{error}");
+        assert!(
+            error.starts_with("notify.webhook[1].secret_file: "),
+            "{error}"
+        );
         let error = load(&dir.path().join("missing")).unwrap_err();
-        assert!(error.starts_with("notify.webhook[1].secret_file: cannot read"), "{error}");
+        assert!(
+            error.starts_with("notify.webhook[1].secret_file: cannot read"),
+            "{error}"
+        );
     }
 }
