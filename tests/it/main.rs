@@ -1,3 +1,4 @@
 //! Integration tests: one crate, one module per concern.
 
 mod vectors;
+mod webhook;
