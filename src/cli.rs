@@ -201,6 +201,9 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
             }
             Err(error) => return fail(EXIT_CONFIG, format!("credentials: {error}")),
         };
+    if let Err(error) = crate::webhook::load_sinks(&config) {
+        return fail(EXIT_CONFIG, error);
+    }
     println!("# ecs-jobwatch check-config: {} is valid", path.display());
     println!("# credentials: {}", provider.resolved());
     println!("# watch list: {} jobs", list.len());

@@ -39,6 +39,12 @@
 //! | `state.retention` | `"30d"` | a duration, at least 1h |
 //! | `log.format` | `"json"` | `json`, `text`, `journald` |
 //! | `log.level` | `"info"` | `trace`, `debug`, `info`, `warn`, `error` (any case) |
+//! | `notify.webhook` | none | any number of `[[notify.webhook]]` tables with the keys below; not settable from the environment |
+//! | `notify.webhook[i].url` | none, required | an `https://` URL, or `http://` for a loopback host, as `cloud.endpoint`; no user, query or fragment; each sink its own URL |
+//! | `notify.webhook[i].events` | `["job.transition", "job.subjob_failed", "job.timeout", "job.not_found"]` | a non-empty list of these four names |
+//! | `notify.webhook[i].statuses` | `["SUCCESS", "FAIL", "PENDING_PAYMENT"]` | a non-empty list of statuses (stored in upper case); `job.transition` is sent only into these |
+//! | `notify.webhook[i].secret_file` | none | a path; the file is read when the daemon starts or reloads, never here |
+//! | `notify.webhook[i].max_age` | `"24h"` | a duration, at least 1s |
 //!
 //! Durations are strings with a unit, in the `humantime` syntax: `"500ms"`,
 //! `"2s"`, `"5m"`, `"2h"`, `"14d"`, `"1h 30m"`. A bare number is refused,
@@ -121,7 +127,25 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("state", &["dir", "retention"]),
     ("log", &["format", "level"]),
     ("metrics", &["listen"]),
+    ("notify", &["webhook"]),
 ];
+
+/// The keys of one `[[notify.webhook]]` table.
+const WEBHOOK_KEYS: &[&str] = &["url", "events", "statuses", "secret_file", "max_age"];
+
+/// The events a webhook may carry, and its default `events`.
+pub const WEBHOOK_EVENTS: [&str; 4] = [
+    crate::events::JOB_TRANSITION,
+    crate::events::JOB_SUBJOB_FAILED,
+    crate::events::JOB_TIMEOUT,
+    crate::events::JOB_NOT_FOUND,
+];
+
+/// The default `statuses` of a webhook.
+pub const DEFAULT_WEBHOOK_STATUSES: [&str; 3] = ["SUCCESS", "FAIL", "PENDING_PAYMENT"];
+
+/// The default `max_age` of a webhook.
+pub const DEFAULT_WEBHOOK_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// The validated configuration. Fields are private; getters return plain values.
 #[derive(Clone, Debug, PartialEq)]
@@ -137,6 +161,7 @@ pub struct Config {
     state: StateSettings,
     log: LogSettings,
     metrics: MetricsSettings,
+    webhooks: Vec<WebhookSettings>,
 }
 
 /// Where the access key comes from (`credentials.source`).
@@ -238,6 +263,21 @@ pub struct StateSettings {
     pub dir: PathBuf,
     /// How long finished jobs are remembered.
     pub retention: Duration,
+}
+
+/// One `[[notify.webhook]]` sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Where events are POSTed; also the sink's name in the outbox.
+    pub url: Url,
+    /// The events sent, a subset of [`WEBHOOK_EVENTS`].
+    pub events: Vec<String>,
+    /// `job.transition` is sent only into these statuses (upper case).
+    pub statuses: Vec<String>,
+    /// The file holding the signing secret, read by the daemon.
+    pub secret_file: Option<PathBuf>,
+    /// Undelivered this long: give up with `notify.dropped`.
+    pub max_age: Duration,
 }
 
 /// The format of log lines (`log.format`).
@@ -436,6 +476,21 @@ impl Config {
         out.section("metrics");
         let listen = self.metrics.listen.map(|addr| addr.to_string());
         out.optional_str("listen", listen.as_deref());
+        // Only the path of a secret is printed, never the secret.
+        out.section("notify");
+        if self.webhooks.is_empty() {
+            out.comment("webhook is not set");
+        } else {
+            out.comment("webhook entries follow as [[notify.webhook]]");
+        }
+        for webhook in &self.webhooks {
+            out.array_section("notify.webhook");
+            out.str("url", webhook.url.as_str());
+            out.value("events", string_array(&webhook.events));
+            out.value("statuses", string_array(&webhook.statuses));
+            out.optional_path("secret_file", webhook.secret_file.as_deref());
+            out.duration("max_age", webhook.max_age);
+        }
         out.text
     }
 
@@ -493,6 +548,15 @@ impl Config {
     pub fn log(&self) -> &LogSettings {
         &self.log
     }
+
+    /// The `[[notify.webhook]]` sinks, in file order.
+    pub fn webhooks(&self) -> &[WebhookSettings] {
+        &self.webhooks
+    }
+}
+
+fn string_array(items: &[String]) -> toml::Value {
+    toml::Value::Array(items.iter().cloned().map(toml::Value::String).collect())
 }
 
 /// Builds the TOML text of [`Config::to_redacted_toml`].
@@ -507,6 +571,10 @@ impl TomlWriter {
             self.text.push('\n');
         }
         let _ = writeln!(self.text, "[{name}]");
+    }
+
+    fn array_section(&mut self, name: &str) {
+        let _ = writeln!(self.text, "\n[[{name}]]");
     }
 
     fn value(&mut self, key: &str, value: toml::Value) {
@@ -570,6 +638,7 @@ struct RawConfig {
     state: RawState,
     log: RawLog,
     metrics: RawMetrics,
+    notify: RawNotify,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -637,6 +706,22 @@ struct RawLog {
     level: Option<String>,
 }
 
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawNotify {
+    webhook: Option<Vec<RawWebhook>>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawWebhook {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    statuses: Option<Vec<String>>,
+    secret_file: Option<PathBuf>,
+    max_age: Option<Scalar>,
+}
+
 impl RawConfig {
     /// The lowest layer: every key that has a default, set to it.
     fn defaults(env: &BTreeMap<String, String>) -> RawConfig {
@@ -678,6 +763,8 @@ impl RawConfig {
                 level: Some("info".to_owned()),
             },
             metrics: RawMetrics { listen: None },
+            // The defaults of each webhook are applied in `validate`.
+            notify: RawNotify::default(),
         }
     }
 }
@@ -743,7 +830,11 @@ fn check_file(text: &str, origin: &str) -> Result<(), ConfigError> {
             }
             if let Some(array) = value.get_ref().as_array() {
                 for (index, element) in array.iter().enumerate() {
-                    spans.push((format!("{dotted}[{index}]"), element.span()));
+                    let item = format!("{dotted}[{index}]");
+                    if dotted == "notify.webhook" {
+                        check_webhook_table(element, &item, &at, &mut spans)?;
+                    }
+                    spans.push((item, element.span()));
                 }
             }
             spans.push((dotted, value.span()));
@@ -768,6 +859,39 @@ fn check_file(text: &str, origin: &str) -> Result<(), ConfigError> {
         };
         ConfigError::new(at(span), message)
     })?;
+    Ok(())
+}
+
+/// The keys of one `[[notify.webhook]]` table, and where its values sit.
+fn check_webhook_table(
+    element: &toml::Spanned<toml::de::DeValue<'_>>,
+    item: &str,
+    at: &dyn Fn(Option<Range<usize>>) -> String,
+    spans: &mut Vec<(String, Range<usize>)>,
+) -> Result<(), ConfigError> {
+    let Some(table) = element.get_ref().as_table() else {
+        // Not a table: the typed parse reports it.
+        return Ok(());
+    };
+    for (key, value) in table {
+        if !WEBHOOK_KEYS.contains(&key.get_ref().as_ref()) {
+            return Err(ConfigError::new(
+                at(Some(key.span())),
+                format!(
+                    "unknown key `{}` in {item}{}",
+                    key.get_ref(),
+                    suggestion(key.get_ref(), WEBHOOK_KEYS)
+                ),
+            ));
+        }
+        let dotted = format!("{item}.{}", key.get_ref());
+        if let Some(array) = value.get_ref().as_array() {
+            for (index, element) in array.iter().enumerate() {
+                spans.push((format!("{dotted}[{index}]"), element.span()));
+            }
+        }
+        spans.push((dotted, value.span()));
+    }
     Ok(())
 }
 
@@ -849,6 +973,13 @@ impl EnvOverrides {
                 ));
             }
             let dotted = format!("{section}.{key}");
+            if dotted == "notify.webhook" {
+                return Err(ConfigError::new(
+                    name,
+                    "[[notify.webhook]] is a list of tables and cannot be set from the environment; \
+                     use the configuration file",
+                ));
+            }
             if let Some(previous) = overrides.variables.get(&dotted) {
                 return Err(ConfigError::new(
                     name,
@@ -1112,6 +1243,7 @@ fn validate(raw: RawConfig, overrides: &EnvOverrides) -> Result<Config, ConfigEr
             })
             .transpose()?,
     };
+    let webhooks = check.webhooks(raw.notify.webhook.unwrap_or_default())?;
 
     Ok(Config {
         region,
@@ -1125,6 +1257,7 @@ fn validate(raw: RawConfig, overrides: &EnvOverrides) -> Result<Config, ConfigEr
         state,
         log,
         metrics,
+        webhooks,
     })
 }
 
@@ -1191,7 +1324,11 @@ impl Checker<'_> {
     }
 
     fn endpoint(&self, text: &str) -> Result<Url, ConfigError> {
-        let key = "cloud.endpoint";
+        self.https_url("cloud.endpoint", text)
+    }
+
+    /// An `https://` URL, or `http://` for a loopback host.
+    fn https_url(&self, key: &str, text: &str) -> Result<Url, ConfigError> {
         let url = self.url(key, text)?;
         match url.scheme() {
             "https" => Ok(url),
@@ -1207,6 +1344,91 @@ impl Checker<'_> {
                 format!("must be an https:// URL, got scheme {other:?}"),
             )),
         }
+    }
+
+    fn webhooks(&self, raw: Vec<RawWebhook>) -> Result<Vec<WebhookSettings>, ConfigError> {
+        let mut webhooks: Vec<WebhookSettings> = Vec::with_capacity(raw.len());
+        for (index, raw) in raw.into_iter().enumerate() {
+            let key = |name: &str| format!("notify.webhook[{index}].{name}");
+            let url = self.https_url(&key("url"), &self.required(&key("url"), raw.url)?)?;
+            if let Some(first) = webhooks.iter().position(|webhook| webhook.url == url) {
+                return Err(self.fail(
+                    &key("url"),
+                    format!(
+                        "is the URL of notify.webhook[{first}] too; each sink needs its own URL"
+                    ),
+                ));
+            }
+            let events = match raw.events {
+                None => WEBHOOK_EVENTS.iter().map(|name| name.to_string()).collect(),
+                Some(events) => self.webhook_events(&key("events"), events)?,
+            };
+            let statuses = match raw.statuses {
+                None => DEFAULT_WEBHOOK_STATUSES
+                    .iter()
+                    .map(|status| status.to_string())
+                    .collect(),
+                Some(statuses) => self.webhook_statuses(&key("statuses"), statuses)?,
+            };
+            let max_age = match raw.max_age {
+                None => DEFAULT_WEBHOOK_MAX_AGE,
+                some => self.duration(&key("max_age"), some, Duration::from_secs(1), None)?,
+            };
+            webhooks.push(WebhookSettings {
+                url,
+                events,
+                statuses,
+                secret_file: self.path(&key("secret_file"), raw.secret_file)?,
+                max_age,
+            });
+        }
+        Ok(webhooks)
+    }
+
+    fn webhook_events(&self, key: &str, events: Vec<String>) -> Result<Vec<String>, ConfigError> {
+        if events.is_empty() {
+            return Err(self.fail(key, "must name at least one event"));
+        }
+        for (index, event) in events.iter().enumerate() {
+            if !WEBHOOK_EVENTS.contains(&event.as_str()) {
+                return Err(ConfigError::new(
+                    format!("{key}[{index}]"),
+                    format!(
+                        "must be one of {}, got {event:?}",
+                        WEBHOOK_EVENTS.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(events)
+    }
+
+    fn webhook_statuses(
+        &self,
+        key: &str,
+        statuses: Vec<String>,
+    ) -> Result<Vec<String>, ConfigError> {
+        if statuses.is_empty() {
+            return Err(self.fail(
+                key,
+                "must name at least one status (to send no job.transition, leave it out of events)",
+            ));
+        }
+        statuses
+            .into_iter()
+            .enumerate()
+            .map(|(index, status)| {
+                let status = status.trim().to_ascii_uppercase();
+                if status.is_empty() {
+                    Err(ConfigError::new(
+                        format!("{key}[{index}]"),
+                        "must not be empty",
+                    ))
+                } else {
+                    Ok(status)
+                }
+            })
+            .collect()
     }
 
     fn metadata_url(&self, text: String) -> Result<Url, ConfigError> {
@@ -1517,6 +1739,138 @@ level = "info"
         assert_eq!(config.state().retention, Duration::from_secs(30 * 86400));
         assert_eq!(config.log().format, LogFormat::Json);
         assert_eq!(config.log().level, "info");
+        assert_eq!(config.webhooks(), &[]);
+    }
+
+    #[test]
+    fn webhook_defaults_and_values() {
+        let text = format!(
+            "{MINIMAL}[[notify.webhook]]\nurl = \"https://hooks.example.com/a\"\n\
+             [[notify.webhook]]\nurl = \"http://127.0.0.1:8080/b\"\nevents = [\"job.timeout\"]\n\
+             statuses = [\"fail\", \" Success \"]\nsecret_file = \"/run/credentials/hook\"\nmax_age = \"3s\"\n"
+        );
+        let config = load(&text, &no_env()).unwrap();
+        assert_eq!(
+            config.webhooks(),
+            &[
+                WebhookSettings {
+                    url: Url::parse("https://hooks.example.com/a").unwrap(),
+                    events: WEBHOOK_EVENTS.map(String::from).to_vec(),
+                    statuses: DEFAULT_WEBHOOK_STATUSES.map(String::from).to_vec(),
+                    secret_file: None,
+                    max_age: Duration::from_secs(24 * 3600),
+                },
+                WebhookSettings {
+                    url: Url::parse("http://127.0.0.1:8080/b").unwrap(),
+                    events: vec!["job.timeout".into()],
+                    statuses: vec!["FAIL".into(), "SUCCESS".into()],
+                    secret_file: Some(PathBuf::from("/run/credentials/hook")),
+                    max_age: Duration::from_secs(3),
+                },
+            ]
+        );
+        // The contract's example of the section.
+        let contract = r#"
+[[notify.webhook]]             # any number of these; none by default
+url = "https://hooks.example.com/ecs-jobs"
+events = ["job.transition", "job.subjob_failed", "job.timeout", "job.not_found"]   # default: these four
+statuses = ["SUCCESS", "FAIL", "PENDING_PAYMENT"]   # job.transition only into these; this is the default
+secret_file = "/run/credentials/ecs-jobwatch.service/webhook_secret"   # optional
+max_age = "24h"                # undelivered this long: give up with a notify.dropped ERROR event
+"#;
+        let config = load(&format!("{MINIMAL}{contract}"), &no_env()).unwrap();
+        assert_eq!(config.webhooks().len(), 1);
+    }
+
+    #[test]
+    fn webhook_checks_name_the_key() {
+        let hook = |body: &str| format!("{MINIMAL}[[notify.webhook]]\n{body}\n");
+        let url = "url = \"https://h.example.com/x\"";
+        let cases: Vec<(String, &str)> = vec![
+            (hook(url), "ok"),
+            (
+                hook("events = [\"job.timeout\"]"),
+                "notify.webhook[0].url: is required",
+            ),
+            (
+                hook("url = \"http://hooks.example.com/x\""),
+                "notify.webhook[0].url: must be https:// (plain http:// only for loopback addresses), got \"http://hooks.example.com/x\"",
+            ),
+            (
+                hook("url = \"https://user:pw@h.example.com/\""),
+                "notify.webhook[0].url: must not contain a user name or password",
+            ),
+            (
+                hook("url = \"https://h.example.com/?token=1\""),
+                "notify.webhook[0].url: must not have a query or fragment: \"https://h.example.com/?token=1\"",
+            ),
+            (
+                format!(
+                    "{}[[notify.webhook]]\nurl = \"https://h.example.com/x\"\n",
+                    hook(url)
+                ),
+                "notify.webhook[1].url: is the URL of notify.webhook[0] too; each sink needs its own URL",
+            ),
+            (
+                hook(&format!(
+                    "{url}\nevents = [\"job.transition\", \"api.error\"]"
+                )),
+                "notify.webhook[0].events[1]: must be one of job.transition, job.subjob_failed, job.timeout, job.not_found, got \"api.error\"",
+            ),
+            (
+                hook(&format!("{url}\nevents = []")),
+                "notify.webhook[0].events: must name at least one event",
+            ),
+            (
+                hook(&format!("{url}\nstatuses = []")),
+                "notify.webhook[0].statuses: must name at least one status (to send no job.transition, leave it out of events)",
+            ),
+            (
+                hook(&format!("{url}\nstatuses = [\"FAIL\", \" \"]")),
+                "notify.webhook[0].statuses[1]: must not be empty",
+            ),
+            (
+                hook(&format!("{url}\nmax_age = \"500ms\"")),
+                "notify.webhook[0].max_age: must be at least 1s (got 500ms)",
+            ),
+            (
+                hook(&format!("{url}\nmax_age = 60")),
+                "notify.webhook[0].max_age: needs a unit, like \"2s\" (got 60)",
+            ),
+            (
+                hook(&format!("{url}\nsecret_file = \"\"")),
+                "notify.webhook[0].secret_file: must not be empty",
+            ),
+            (
+                hook(&format!("{url}\nsecret = \"x\"")),
+                "test.toml:5: unknown key `secret` in notify.webhook[0]",
+            ),
+            (
+                hook(&format!("{url}\nstatus = [\"FAIL\"]")),
+                "test.toml:5: unknown key `status` in notify.webhook[0], did you mean `statuses`?",
+            ),
+            (
+                hook(&format!("{url}\nevents = \"job.timeout\"")),
+                "test.toml:5: notify.webhook[0].events: invalid type: string \"job.timeout\", expected a sequence",
+            ),
+            (
+                hook(&format!("{url}\nevents = [\"job.timeout\", 7]")),
+                "test.toml:5: notify.webhook[0].events[1]: invalid type: integer `7`, expected a string",
+            ),
+            (
+                format!("{MINIMAL}[notify]\nwebhooks = []\n"),
+                "test.toml:4: unknown key `webhooks` in [notify], did you mean `webhook`?",
+            ),
+            (format!("{MINIMAL}[notify]\nwebhook = []\n"), "ok"),
+        ];
+        for (text, expected) in &cases {
+            check(text, &[], expected);
+        }
+        check(
+            MINIMAL,
+            &[("ECS_JOBWATCH__NOTIFY__WEBHOOK", "https://h.example.com/")],
+            "ECS_JOBWATCH__NOTIFY__WEBHOOK: [[notify.webhook]] is a list of tables and cannot be set from the environment; use the configuration file",
+        );
     }
 
     #[test]
@@ -1778,7 +2132,7 @@ level = "info"
             ),
             (
                 "[cloud]\nregion = \"cn-north-4\"\n[metrix]\nlisten = \"x\"\n",
-                "test.toml:3: unknown section [metrix]; known sections: [cloud], [credentials], [poll], [limits], [watch], [state], [log], [metrics]",
+                "test.toml:3: unknown section [metrix]; known sections: [cloud], [credentials], [poll], [limits], [watch], [state], [log], [metrics], [notify]",
             ),
             (
                 "[cloud]\nregion = \"cn-north-4\"\nflavour = 1\n",
@@ -2011,6 +2365,11 @@ level = "info"
             full,
             with_files,
             "[cloud]\nendpoint = \"http://127.0.0.1:9999/\"\n[limits]\nrequests_per_second = 0.25\nburst = 7\n[poll]\njob_timeout = \"1h 30m\"\n".to_owned(),
+            format!(
+                "{MINIMAL}[[notify.webhook]]\nurl = \"https://h.example.com/a\"\n\
+                 [[notify.webhook]]\nurl = \"http://[::1]:1/b\"\nevents = [\"job.not_found\"]\n\
+                 statuses = [\"X\"]\nsecret_file = \"/s\"\nmax_age = \"1h 1s\"\n"
+            ),
         ];
         for text in texts {
             let config = load(&text, &no_env()).unwrap();
@@ -2025,6 +2384,11 @@ level = "info"
                     "{section}\n{printed}"
                 );
                 for key in *keys {
+                    assert!(printed.contains(&format!("{key} ")), "{key}\n{printed}");
+                }
+            }
+            for _ in config.webhooks() {
+                for key in WEBHOOK_KEYS {
                     assert!(printed.contains(&format!("{key} ")), "{key}\n{printed}");
                 }
             }
@@ -2045,7 +2409,20 @@ level = "info"
         raw.credentials.security_token_file = Some(PathBuf::new());
         raw.watch.dir = Some(PathBuf::new());
         raw.metrics.listen = Some(String::new());
+        raw.notify.webhook = Some(vec![RawWebhook {
+            url: Some(String::new()),
+            events: Some(Vec::new()),
+            statuses: Some(Vec::new()),
+            secret_file: Some(PathBuf::new()),
+            max_age: Scalar::text(""),
+        }]);
         let table: toml::Table = toml::Table::try_from(&raw).unwrap();
+        let webhook = table["notify"]["webhook"][0].as_table().unwrap();
+        let mut keys: Vec<&str> = webhook.keys().map(String::as_str).collect();
+        keys.sort();
+        let mut expected = WEBHOOK_KEYS.to_vec();
+        expected.sort();
+        assert_eq!(keys, expected);
         let from_structs: Vec<(String, Vec<String>)> = table
             .iter()
             .map(|(section, keys)| {

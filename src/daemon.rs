@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch as signal};
 
 use crate::api::client::{Client, ClientConfig};
 use crate::api::credentials::{self, CredentialProvider, CredentialsConfig, Environment, Source};
@@ -20,10 +20,11 @@ use crate::cadence::Cadence;
 use crate::config::{Config, CredentialSourceName};
 use crate::events;
 use crate::scheduler::{self, Command, Observer, Poller, Settings, Stats};
-use crate::state::{StateError, Store, Writer, now_ms};
+use crate::state::{StateError, Store, Writer, db_path, now_ms};
 use crate::systemd::{Monitor, Notifier};
 use crate::telemetry;
 use crate::watch::{self, WatchList};
+use crate::webhook::{self, Deliveries, SinkFilter};
 
 /// How often `watch.dir` is scanned for changes.
 pub const WATCH_SCAN_INTERVAL: Duration = Duration::from_secs(2);
@@ -158,6 +159,7 @@ fn settings(config: &Config, project_id: &str) -> Settings {
         max_in_flight: limits.max_in_flight,
         project_id: project_id.to_string(),
         adaptive: poll.adaptive,
+        webhooks: SinkFilter::all(config),
     }
 }
 
@@ -194,6 +196,7 @@ pub async fn run(
     let provider = credential_provider(&config, &env)?;
     let project_id = project_id(&config, &env).await?;
     let client = client(&config, &project_id, provider.clone())?;
+    let sinks = webhook::load_sinks(&config).map_err(DaemonError::Config)?;
 
     let state_dir = config.state().dir.clone();
     let mut store = Store::open(&state_dir)?;
@@ -202,10 +205,15 @@ pub async fn run(
     let records = store.load_jobs()?;
     let announced = store.announced_for_unfinished()?;
     let durations = store.durations(crate::adaptive::SAMPLE_SIZE)?;
-    let writer = Writer::start(
+    // The writer tells the delivery tasks when it committed new outbox rows.
+    let (outbox_committed, outbox_wake) = signal::channel(0u64);
+    let writer = Writer::start_with_outbox_hook(
         store,
         Box::new(|error| events::state_error(&error.to_string()).emit()),
+        Box::new(move || outbox_committed.send_modify(|n| *n = n.wrapping_add(1))),
     );
+    let deliveries = Deliveries::start(db_path(&state_dir), sinks, outbox_wake.clone())
+        .map_err(DaemonError::Internal)?;
 
     // The recorder goes in before the scheduler starts, so that no early
     // count is lost; the listener is bound now so a bad address fails the
@@ -265,6 +273,9 @@ pub async fn run(
         config,
         project_id,
         provider,
+        deliveries: Some(deliveries),
+        outbox_db: db_path(&state_dir),
+        outbox_wake,
     };
     let mut scan = tokio::time::interval(WATCH_SCAN_INTERVAL);
     scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -321,7 +332,13 @@ pub async fn run(
         // A scraper holding its connection open must not hold up the stop.
         let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
     }
-    let writer = handle.shutdown().await;
+    // A delivery in flight is cut off; its row is retried at the next start.
+    let deliveries = current.deliveries.take();
+    let (writer, ()) = tokio::join!(handle.shutdown(), async {
+        if let Some(deliveries) = deliveries {
+            deliveries.stop().await;
+        }
+    });
     if let Some(writer) = writer {
         tokio::task::spawn_blocking(move || writer.finish())
             .await
@@ -348,6 +365,9 @@ struct Current {
     config: Config,
     project_id: String,
     provider: CredentialProvider,
+    deliveries: Option<Deliveries>,
+    outbox_db: PathBuf,
+    outbox_wake: signal::Receiver<u64>,
 }
 
 impl Current {
@@ -369,6 +389,13 @@ impl Current {
                 }
             },
             None => self.config.clone(),
+        };
+        let sinks = match webhook::load_sinks(&config) {
+            Ok(sinks) => sinks,
+            Err(error) => {
+                events::daemon_reload_failed(tracked, &error).emit();
+                return;
+            }
         };
         let env = Environment::from_pairs(env_map.clone());
         let rebuild = config.effective_endpoint() != self.config.effective_endpoint()
@@ -401,6 +428,10 @@ impl Current {
             events::daemon_reload_failed(tracked, &format!("credentials: {error}")).emit();
             return;
         }
+        if let Err(error) = self.restart_deliveries(sinks).await {
+            events::daemon_reload_failed(tracked, &error).emit();
+            return;
+        }
         if config.log().level != self.config.log().level {
             crate::logging::set_level(&config.log().level);
         }
@@ -415,5 +446,34 @@ impl Current {
         // The count is read after the scheduler applied the new list.
         tokio::task::yield_now().await;
         events::daemon_reloaded(watch_list_len(&handle.stats)).emit();
+    }
+
+    /// Replaces the delivery tasks when the sinks changed (never two tasks
+    /// for one sink at a time); on failure the old sinks are served again.
+    async fn restart_deliveries(&mut self, sinks: Vec<webhook::Sink>) -> Result<(), String> {
+        let old = match self.deliveries.take() {
+            Some(old) if old.sinks() == sinks.as_slice() => {
+                self.deliveries = Some(old);
+                return Ok(());
+            }
+            Some(old) => {
+                let previous = old.sinks().to_vec();
+                old.stop().await;
+                previous
+            }
+            None => Vec::new(),
+        };
+        let start =
+            |sinks| Deliveries::start(self.outbox_db.clone(), sinks, self.outbox_wake.clone());
+        match start(sinks) {
+            Ok(deliveries) => {
+                self.deliveries = Some(deliveries);
+                Ok(())
+            }
+            Err(error) => {
+                self.deliveries = start(old).ok();
+                Err(error)
+            }
+        }
     }
 }

@@ -47,6 +47,9 @@ pub const METRICS_LISTENING: &str = "metrics.listening";
 
 /// The tracing field that carries the structured fields as JSON text.
 pub const FIELDS_JSON: &str = "fields_json";
+/// The tracing field that carries the time of an announcement, so that the
+/// log line and a webhook body of one event say the same time.
+pub const TIMESTAMP: &str = "timestamp";
 
 /// One event, ready to be emitted.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,25 +84,88 @@ impl Event {
         self.fields.get("event_id").and_then(Value::as_str)
     }
 
-    /// Emits the event through `tracing`.
+    /// Emits the event through `tracing`, stamped now.
     pub fn emit(&self) {
+        self.emit_at(&timestamp_now());
+    }
+
+    /// Emits the event through `tracing` with a given `timestamp` (RFC
+    /// 3339), so that a copy of the line built elsewhere (a webhook body,
+    /// see [`Event::to_json`]) carries the very same time.
+    pub fn emit_at(&self, timestamp: &str) {
         let fields = Value::Object(self.fields.clone()).to_string();
+        let fields = fields.as_str();
         let message = self.message.as_str();
         let name = self.name;
         match self.level {
             Level::ERROR => {
-                tracing::error!(event = name, fields_json = fields.as_str(), "{message}")
+                tracing::error!(event = name, timestamp, fields_json = fields, "{message}")
             }
-            Level::WARN => tracing::warn!(event = name, fields_json = fields.as_str(), "{message}"),
-            Level::INFO => tracing::info!(event = name, fields_json = fields.as_str(), "{message}"),
+            Level::WARN => {
+                tracing::warn!(event = name, timestamp, fields_json = fields, "{message}")
+            }
+            Level::INFO => {
+                tracing::info!(event = name, timestamp, fields_json = fields, "{message}")
+            }
             Level::DEBUG => {
-                tracing::debug!(event = name, fields_json = fields.as_str(), "{message}")
+                tracing::debug!(event = name, timestamp, fields_json = fields, "{message}")
             }
             Level::TRACE => {
-                tracing::trace!(event = name, fields_json = fields.as_str(), "{message}")
+                tracing::trace!(event = name, timestamp, fields_json = fields, "{message}")
             }
         }
     }
+
+    /// The JSON object of the event's log line at `timestamp`: exactly what
+    /// `log.format = "json"` prints, built by the same [`line_object`].
+    pub fn to_json(&self, timestamp: &str) -> Value {
+        Value::Object(line_object(
+            timestamp,
+            level_name(&self.level),
+            self.name,
+            &self.message,
+            self.fields.clone(),
+        ))
+    }
+}
+
+/// The current time as the `timestamp` of a line: RFC 3339, UTC,
+/// milliseconds.
+pub fn timestamp_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The contract's name of a level.
+pub fn level_name(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+/// The JSON object of one line: `timestamp`, `level`, `event`, `message`,
+/// then the fields at the top level in their order (a field never replaces
+/// one of the four common ones). The log output and webhook bodies both
+/// come from here, so the two cannot drift apart.
+pub fn line_object(
+    timestamp: &str,
+    level: &str,
+    event: &str,
+    message: &str,
+    fields: Map<String, Value>,
+) -> Map<String, Value> {
+    let mut object = Map::with_capacity(fields.len() + 4);
+    object.insert("timestamp".into(), Value::String(timestamp.to_string()));
+    object.insert("level".into(), Value::String(level.to_string()));
+    object.insert("event".into(), Value::String(event.to_string()));
+    object.insert("message".into(), Value::String(message.to_string()));
+    for (key, value) in fields {
+        object.entry(key).or_insert(value);
+    }
+    object
 }
 
 /// A stable id for one fact: the first 128 bits of SHA-256 over its parts,

@@ -23,3 +23,4 @@ pub mod state;
 pub mod systemd;
 pub mod telemetry;
 pub mod watch;
+pub mod webhook;

@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::events::FIELDS_JSON;
+use crate::events::{FIELDS_JSON, TIMESTAMP, level_name, line_object, timestamp_now};
 
 /// How lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +54,7 @@ impl LineLayer {
 struct Collect {
     message: Option<String>,
     event: Option<String>,
+    timestamp: Option<String>,
     structured: Option<String>,
     other: Map<String, Value>,
 }
@@ -63,6 +64,7 @@ impl Visit for Collect {
         match field.name() {
             "message" => self.message = Some(value.to_string()),
             "event" => self.event = Some(value.to_string()),
+            TIMESTAMP => self.timestamp = Some(value.to_string()),
             FIELDS_JSON => self.structured = Some(value.to_string()),
             name => {
                 self.other
@@ -92,22 +94,13 @@ impl Visit for Collect {
     }
 }
 
-fn level_name(level: &Level) -> &'static str {
-    match *level {
-        Level::ERROR => "ERROR",
-        Level::WARN => "WARN",
-        Level::INFO => "INFO",
-        Level::DEBUG => "DEBUG",
-        Level::TRACE => "TRACE",
-    }
-}
-
 impl<S: Subscriber> Layer<S> for LineLayer {
     fn on_event(&self, event: &Event<'_>, _context: Context<'_, S>) {
         let mut collect = Collect::default();
         event.record(&mut collect);
         let metadata = event.metadata();
-        let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // An event of ours brings its own time (see `Event::emit_at`).
+        let timestamp = collect.timestamp.unwrap_or_else(timestamp_now);
         let name = collect.event.unwrap_or_else(|| "log".to_string());
         let message = collect.message.unwrap_or_default();
         let mut fields = match collect
@@ -129,17 +122,13 @@ impl<S: Subscriber> Layer<S> for LineLayer {
         let mut line = String::with_capacity(256);
         match self.format {
             Format::Json | Format::Journald => {
-                let mut object = Map::with_capacity(fields.len() + 4);
-                object.insert("timestamp".into(), Value::String(timestamp));
-                object.insert(
-                    "level".into(),
-                    Value::String(level_name(metadata.level()).into()),
+                let object = line_object(
+                    &timestamp,
+                    level_name(metadata.level()),
+                    &name,
+                    &message,
+                    fields,
                 );
-                object.insert("event".into(), Value::String(name));
-                object.insert("message".into(), Value::String(message));
-                for (key, value) in fields {
-                    object.entry(key).or_insert(value);
-                }
                 line.push_str(&Value::Object(object).to_string());
             }
             Format::Brief => {
@@ -276,6 +265,22 @@ mod tests {
         assert_eq!(lines[1]["event"], "log");
         assert_eq!(lines[1]["answer"], 42);
         assert_eq!(lines[1]["message"], "plain");
+    }
+
+    #[test]
+    fn json_line_is_the_events_own_object() {
+        // A webhook body is `Event::to_json`; it must be the log line, byte
+        // for byte, when both carry the same time.
+        let id = JobId::parse("job1").unwrap();
+        let labels = Labels::from([("team".to_string(), "x".to_string())]);
+        let event = events::job_not_found(&id, Some("RUNNING"), &labels);
+        let timestamp = "2024-05-01T12:00:00.123Z";
+        let output = capture(Format::Json, || event.emit_at(timestamp));
+        assert_eq!(
+            output.trim_end(),
+            event.to_json(timestamp).to_string(),
+            "{output}"
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ use crate::ids::JobId;
 use crate::state::{JobRecord, Write, Writer, now_ms};
 use crate::telemetry;
 use crate::watch::{Labels, WatchList};
+use crate::webhook::{self, SinkFilter};
 
 /// How often counters of polls that changed nothing are written.
 pub const POLL_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
@@ -78,6 +79,8 @@ pub struct Settings {
     pub project_id: String,
     /// Whether INIT/RUNNING polls are placed by learned durations.
     pub adaptive: bool,
+    /// The webhook sinks and what each takes.
+    pub webhooks: Vec<SinkFilter>,
 }
 
 /// Orders to the scheduler.
@@ -829,7 +832,11 @@ impl Scheduler {
     }
 
     fn announce(&mut self, event: Event) {
-        event.emit();
+        let timestamp = events::timestamp_now();
+        event.emit_at(&timestamp);
+        // Webhook deliveries are queued in the batch that records the fact.
+        let queued = webhook::outbox_writes(&self.settings.webhooks, &event, &timestamp);
+        self.writes.extend(queued);
         ::metrics::counter!(telemetry::EVENTS, "event" => event.name).increment(1);
         if event.name == events::JOB_TRANSITION {
             let status = event
@@ -1115,6 +1122,7 @@ mod tests {
             max_in_flight: 4,
             project_id: "p".into(),
             adaptive: true,
+            webhooks: Vec::new(),
         }
     }
 

@@ -22,7 +22,7 @@ use crate::ids::JobId;
 use crate::watch::Labels;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // Version 1.
@@ -56,6 +56,20 @@ const MIGRATIONS: &[&str] = &[
         finished_at INTEGER NOT NULL
     );
     CREATE INDEX durations_type ON durations (job_type, finished_at);",
+    // Version 2: the webhook outbox (see `crate::webhook`). A fact is
+    // queued once per sink, however often it is announced.
+    "CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sink TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_sink ON outbox (sink, id);
+    CREATE UNIQUE INDEX outbox_fact ON outbox (sink, event_id);",
 ];
 
 /// Why the store could not be used.
@@ -161,6 +175,19 @@ pub enum Write {
     Forget {
         /// The cutoff.
         cutoff_ms: i64,
+    },
+    /// An event to deliver to a webhook sink, queued in the same
+    /// transaction that records the fact; ignored when this sink already
+    /// has this `event_id` queued.
+    Outbox {
+        /// The sink (its URL).
+        sink: String,
+        /// The event's `event_id`.
+        event_id: String,
+        /// The request body: the event's JSON line.
+        body: String,
+        /// When it was announced (Unix ms).
+        created_at: i64,
     },
     /// A finished job's duration, for the adaptive cadence.
     Duration {
@@ -638,6 +665,18 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<
             )?
             .execute(params![job_type, duration_ms, finished_at])?;
         }
+        Write::Outbox {
+            sink,
+            event_id,
+            body,
+            created_at,
+        } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (sink, event_id, body, created_at, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+            )?
+            .execute(params![sink, event_id, body, created_at])?;
+        }
     }
     Ok(())
 }
@@ -655,9 +694,23 @@ pub struct Writer {
 /// `state.error`).
 pub type ErrorHook = Box<dyn Fn(&StateError) + Send>;
 
+/// Called after a batch that queued webhook deliveries was committed (wakes
+/// the delivery tasks).
+pub type OutboxHook = Box<dyn Fn() + Send>;
+
 impl Writer {
     /// Starts the writer thread over `store`.
-    pub fn start(mut store: Store, on_error: ErrorHook) -> Writer {
+    pub fn start(store: Store, on_error: ErrorHook) -> Writer {
+        Writer::start_with_outbox_hook(store, on_error, Box::new(|| {}))
+    }
+
+    /// Starts the writer thread over `store`; `on_outbox` is called after
+    /// each committed batch that contained a [`Write::Outbox`].
+    pub fn start_with_outbox_hook(
+        mut store: Store,
+        on_error: ErrorHook,
+        on_outbox: OutboxHook,
+    ) -> Writer {
         let (sender, receiver) = mpsc::channel::<Vec<Write>>();
         let healthy = Arc::new(AtomicBool::new(true));
         let flag = healthy.clone();
@@ -669,6 +722,7 @@ impl Writer {
                     while let Ok(more) = receiver.try_recv() {
                         batch.extend(more);
                     }
+                    let queued = batch.iter().any(|w| matches!(w, Write::Outbox { .. }));
                     let mut delay = Duration::from_millis(100);
                     loop {
                         let started = std::time::Instant::now();
@@ -678,6 +732,9 @@ impl Writer {
                         match applied {
                             Ok(()) => {
                                 flag.store(true, Ordering::SeqCst);
+                                if queued {
+                                    on_outbox();
+                                }
                                 break;
                             }
                             Err(error) => {
@@ -865,6 +922,105 @@ mod tests {
             store.load_jobs().unwrap()[0].status.as_deref(),
             Some("SUCCESS")
         );
+    }
+
+    fn outbox(store: &Store) -> Vec<(String, String, String, i64, i64)> {
+        let mut statement = store
+            .conn
+            .prepare(
+                "SELECT sink, event_id, body, created_at, next_attempt_at FROM outbox ORDER BY id",
+            )
+            .unwrap();
+        statement
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn queue(sink: &str, event_id: &str, body: &str, at: i64) -> Write {
+        Write::Outbox {
+            sink: sink.into(),
+            event_id: event_id.into(),
+            body: body.into(),
+            created_at: at,
+        }
+    }
+
+    #[test]
+    fn outbox_queues_a_fact_once_per_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .apply(&[
+                Write::Job(record("a")),
+                queue("s1", "e1", "{}", 10),
+                queue("s2", "e1", "{}", 10),
+                queue("s1", "e2", "{\"n\":2}", 11),
+            ])
+            .unwrap();
+        // A re-announcement after a crash: same fact, later time.
+        store
+            .apply(&[queue("s1", "e1", "{\"again\":1}", 20)])
+            .unwrap();
+        assert_eq!(
+            outbox(&store),
+            vec![
+                ("s1".into(), "e1".into(), "{}".into(), 10, 10),
+                ("s2".into(), "e1".into(), "{}".into(), 10, 10),
+                ("s1".into(), "e2".into(), "{\"n\":2}".into(), 11, 11),
+            ]
+        );
+    }
+
+    #[test]
+    fn writer_calls_the_outbox_hook_after_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let db = db_path(dir.path());
+        let (tell, told) = mpsc::channel();
+        let writer = Writer::start_with_outbox_hook(
+            store,
+            Box::new(|_| {}),
+            Box::new(move || {
+                // Committed: another connection sees the row.
+                let conn = Connection::open(&db).unwrap();
+                let rows: i64 = conn
+                    .query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))
+                    .unwrap();
+                tell.send(rows).unwrap();
+            }),
+        );
+        writer.send(vec![Write::Job(record("a"))]);
+        writer.send(vec![queue("s", "e", "{}", 1)]);
+        writer.finish().unwrap();
+        assert_eq!(told.try_iter().collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn version_1_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(db_path(dir.path())).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        store.apply(&[queue("s", "e", "{}", 1)]).unwrap();
+        assert_eq!(outbox(&store).len(), 1);
     }
 
     #[test]

@@ -10,3 +10,4 @@ mod properties;
 mod restart;
 mod systemd;
 mod vectors;
+mod webhook;

@@ -1,0 +1,453 @@
+//! Webhooks end to end: the real binary against the simulator, delivering
+//! to a receiver in this test that can be told to fail, hang or accept.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use ecs_jobwatch::sim::Scenario;
+use ecs_jobwatch::sim::{self, SimHandle};
+use ecs_jobwatch::webhook::signature;
+use serde_json::Value;
+use tokio::sync::watch;
+
+const AK: &str = "WEBHOOKTESTAK000001";
+const SK: &str = "webhook-test-secret-key-00000000000001";
+const PROJECT: &str = "0123456789abcdef0123456789abcdef";
+const SECRET: &str = "hook-secret";
+/// Generous: a shared 2-core machine.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// Values that change, with a way to await a condition on them.
+struct Shared<T> {
+    value: Mutex<T>,
+    changed: watch::Sender<u64>,
+}
+
+impl<T> Shared<T> {
+    fn new(value: T) -> Arc<Shared<T>> {
+        Arc::new(Shared {
+            value: Mutex::new(value),
+            changed: watch::channel(0).0,
+        })
+    }
+
+    fn update(&self, f: impl FnOnce(&mut T)) {
+        f(&mut self.value.lock().unwrap());
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.value.lock().unwrap())
+    }
+
+    /// Waits until `done` holds, or panics with `what` after [`PATIENCE`].
+    async fn wait(&self, what: &str, done: impl Fn(&T) -> bool) {
+        let mut changes = self.changed.subscribe();
+        let waited = tokio::time::timeout(PATIENCE, async {
+            loop {
+                changes.mark_unchanged();
+                if self.read(&done) {
+                    return;
+                }
+                let _ = changes.changed().await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "timed out waiting for {what}");
+    }
+}
+
+/// How the receiver answers.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// This status for the next `n` requests, then 200.
+    FailFirst(u16, usize),
+    /// Always this status.
+    Always(u16),
+    /// Never answers.
+    Hang,
+}
+
+/// One request the receiver saw, and its answer (`None`: never answered).
+#[derive(Clone, Debug)]
+struct Seen {
+    headers: HeaderMap,
+    body: String,
+    answer: Option<u16>,
+}
+
+#[derive(Clone)]
+struct Receiver {
+    mode: Arc<Mutex<Mode>>,
+    seen: Arc<Shared<Vec<Seen>>>,
+    url: String,
+}
+
+impl Receiver {
+    async fn start(mode: Mode) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let receiver = Receiver {
+            mode: Arc::new(Mutex::new(mode)),
+            seen: Shared::new(Vec::new()),
+            url,
+        };
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(answer))
+            .with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        receiver
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// The bodies answered 2xx, in the order they arrived.
+    fn delivered(&self) -> Vec<String> {
+        self.seen.read(|seen| delivered(seen))
+    }
+}
+
+fn delivered(seen: &[Seen]) -> Vec<String> {
+    seen.iter()
+        .filter(|s| s.answer.is_some_and(|a| (200..300).contains(&a)))
+        .map(|s| s.body.clone())
+        .collect()
+}
+
+async fn answer(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let status = {
+        let mut mode = receiver.mode.lock().unwrap();
+        match *mode {
+            Mode::FailFirst(status, n) if n > 0 => {
+                *mode = Mode::FailFirst(status, n - 1);
+                Some(status)
+            }
+            Mode::FailFirst(..) => Some(200),
+            Mode::Always(status) => Some(status),
+            Mode::Hang => None,
+        }
+    };
+    receiver.seen.update(|seen| {
+        seen.push(Seen {
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            answer: status,
+        })
+    });
+    match status {
+        Some(status) => StatusCode::from_u16(status).unwrap(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Two jobs that end quickly: one SUCCESS, one FAIL with a failed sub-job.
+async fn simulator() -> SimHandle {
+    let scenario = Scenario::from_toml_str(&format!(
+        r#"
+project_id = "{PROJECT}"
+[[credential]]
+access_key = "{AK}"
+secret_key = "{SK}"
+
+[[job]]
+id = "job-ok"
+job_type = "createServer"
+timeline = [ {{ at = "0s", status = "RUNNING" }}, {{ at = "2s", status = "SUCCESS" }} ]
+
+[[job]]
+id = "job-bad"
+job_type = "createServer"
+timeline = [ {{ at = "0s", status = "RUNNING" }}, {{ at = "3s", status = "FAIL", error_code = "Ecs.0013", fail_reason = "quota" }} ]
+[[job.sub_job]]
+id = "sub-bad"
+job_type = "createSingleServer"
+timeline = [ {{ at = "0s", status = "RUNNING" }}, {{ at = "2s", status = "FAIL", fail_reason = "quota" }} ]
+"#
+    ))
+    .unwrap();
+    sim::spawn(scenario).await.unwrap()
+}
+
+const JOBS: [&str; 2] = ["job-ok", "job-bad"];
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn setup(sim: &SimHandle, receiver: &Receiver, max_age: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let config = dir.path().join("ecs-jobwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[cloud]
+endpoint = "{endpoint}"
+project_id = "{PROJECT}"
+[credentials]
+source = "env"
+[poll]
+initial_interval = "1s"
+max_interval = "1s"
+[watch]
+jobs = ["job-ok", "job-bad"]
+[state]
+dir = {state:?}
+[log]
+format = "json"
+[[notify.webhook]]
+url = "{url}"
+secret_file = {secret:?}
+max_age = "{max_age}"
+"#,
+            endpoint = sim.base_url(),
+            url = receiver.url,
+        ),
+    )
+    .unwrap();
+    Setup { dir, config }
+}
+
+/// The daemon, with its JSON lines collected as they come.
+struct Daemon {
+    child: Child,
+    lines: Arc<Shared<Vec<Value>>>,
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ecs-jobwatch"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("HUAWEICLOUD_SDK_AK", AK)
+            .env("HUAWEICLOUD_SDK_SK", SK)
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let lines = Shared::new(Vec::new());
+        let stdout = child.stdout.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                sink.update(|lines| lines.push(value));
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    fn events(&self, name: &str) -> Vec<Value> {
+        self.lines.read(|lines| {
+            lines
+                .iter()
+                .filter(|l| l["event"] == name)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Waits for the final transition of every job.
+    async fn wait_for_final_transitions(&self) {
+        self.lines
+            .wait("the final transition of every job", |lines| {
+                JOBS.iter().all(|job| {
+                    lines.iter().any(|l| {
+                        l["event"] == "job.transition"
+                            && l["job_id"] == *job
+                            && (l["status"] == "SUCCESS" || l["status"] == "FAIL")
+                    })
+                })
+            })
+            .await;
+    }
+
+    /// The log lines a default-filtered sink must receive, in order.
+    fn expected_deliveries(&self) -> Vec<Value> {
+        self.lines.read(|lines| {
+            lines
+                .iter()
+                .filter(|l| match l["event"].as_str() {
+                    Some("job.transition") => ["SUCCESS", "FAIL", "PENDING_PAYMENT"]
+                        .contains(&l["status"].as_str().unwrap()),
+                    Some("job.subjob_failed" | "job.timeout" | "job.not_found") => true,
+                    _ => false,
+                })
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// SIGTERM, then waits for the exit; returns the exit code.
+    async fn stop(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        tokio::task::spawn_blocking(move || self.child.wait().unwrap().code())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every request is well formed and signed; every expected event was
+/// delivered (2xx) exactly once, in announcement order, with the log
+/// line's exact JSON as body.
+fn check_deliveries(receiver: &Receiver, expected: &[Value]) {
+    let seen = receiver.seen.read(Clone::clone);
+    for request in &seen {
+        let header = |name: &str| request.headers[name].to_str().unwrap().to_string();
+        let body: Value = serde_json::from_str(&request.body).unwrap();
+        assert_eq!(header("content-type"), "application/json");
+        assert_eq!(
+            header("idempotency-key"),
+            body["event_id"].as_str().unwrap()
+        );
+        assert_eq!(
+            header("x-jobwatch-signature"),
+            signature(SECRET.as_bytes(), request.body.as_bytes())
+        );
+        assert!(header("user-agent").starts_with("ecs-jobwatch/"));
+    }
+    let delivered: Vec<Value> = receiver
+        .delivered()
+        .iter()
+        .map(|body| serde_json::from_str(body).unwrap())
+        .collect();
+    assert_eq!(delivered, expected);
+    // Byte for byte, the body is the log line's JSON.
+    for (body, line) in receiver.delivered().iter().zip(expected) {
+        assert_eq!(*body, line.to_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_comes_back_gets_every_event_once_in_order() {
+    let sim = simulator().await;
+    let receiver = Receiver::start(Mode::FailFirst(503, 3)).await;
+    let setup = setup(&sim, &receiver, "24h");
+    let daemon = Daemon::start(&setup.config);
+    daemon.wait_for_final_transitions().await;
+    let expected = daemon.expected_deliveries();
+    // Both final transitions and the failed sub-job.
+    assert_eq!(expected.len(), 3, "{expected:#?}");
+    receiver
+        .seen
+        .wait("every event delivered", |seen| {
+            delivered(seen).len() >= expected.len()
+        })
+        .await;
+    assert_eq!(daemon.stop().await, Some(0));
+    check_deliveries(&receiver, &expected);
+    // The receiver did refuse the first three.
+    let refused = receiver
+        .seen
+        .read(|seen| seen.iter().filter(|s| s.answer == Some(503)).count());
+    assert_eq!(refused, 3);
+    drop(setup.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_always_fails_gets_notify_dropped_after_max_age() {
+    let sim = simulator().await;
+    let receiver = Receiver::start(Mode::Always(500)).await;
+    let setup = setup(&sim, &receiver, "3s");
+    let daemon = Daemon::start(&setup.config);
+    daemon.wait_for_final_transitions().await;
+    let expected = daemon.expected_deliveries();
+    let ids: Vec<String> = expected
+        .iter()
+        .map(|l| l["event_id"].as_str().unwrap().to_string())
+        .collect();
+    daemon
+        .lines
+        .wait("a notify.dropped for every event", |lines| {
+            ids.iter().all(|id| {
+                lines
+                    .iter()
+                    .any(|l| l["event"] == "notify.dropped" && l["event_id"] == **id)
+            })
+        })
+        .await;
+    let dropped = daemon.events("notify.dropped");
+    for line in &dropped {
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["url"], receiver.url);
+        assert!(line["attempts"].is_u64());
+        assert!(!line["error"].as_str().unwrap().is_empty());
+    }
+    // The first one was tried and refused.
+    let first = dropped.iter().find(|l| l["event_id"] == ids[0]).unwrap();
+    assert!(first["attempts"].as_u64().unwrap() >= 1, "{first}");
+    assert_eq!(first["error"], "HTTP 500");
+    assert!(receiver.delivered().is_empty());
+    assert_eq!(daemon.stop().await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_does_not_hold_up_polling_or_stopping() {
+    let sim = simulator().await;
+    let receiver = Receiver::start(Mode::Hang).await;
+    let setup = setup(&sim, &receiver, "24h");
+    let daemon = Daemon::start(&setup.config);
+    // The receiver holds a request while the jobs go on to their end.
+    receiver
+        .seen
+        .wait("a request to the receiver", |seen| !seen.is_empty())
+        .await;
+    daemon.wait_for_final_transitions().await;
+    // A stop does not wait for the receiver either.
+    assert_eq!(daemon.stop().await, Some(0));
+    assert!(receiver.delivered().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_resume_after_a_restart() {
+    let sim = simulator().await;
+    let receiver = Receiver::start(Mode::Always(503)).await;
+    let setup = setup(&sim, &receiver, "24h");
+    let daemon = Daemon::start(&setup.config);
+    daemon.wait_for_final_transitions().await;
+    let expected = daemon.expected_deliveries();
+    receiver
+        .seen
+        .wait("a refused request", |seen| !seen.is_empty())
+        .await;
+    assert_eq!(daemon.stop().await, Some(0));
+
+    receiver.set(Mode::Always(200));
+    let daemon = Daemon::start(&setup.config);
+    receiver
+        .seen
+        .wait("every event delivered", |seen| {
+            delivered(seen).len() >= expected.len()
+        })
+        .await;
+    // The finished jobs are not announced again: what arrives comes from
+    // the outbox, with the first run's bodies.
+    assert!(daemon.events("job.transition").is_empty());
+    assert_eq!(daemon.stop().await, Some(0));
+    check_deliveries(&receiver, &expected);
+}
