@@ -340,9 +340,11 @@ pub async fn run(
         }
     });
     if let Some(writer) = writer {
+        // A state that cannot be written at the stop (a full disk) is an
+        // I/O error, exit 74, after at most a short retry.
         tokio::task::spawn_blocking(move || writer.finish())
             .await
-            .map_err(|error| DaemonError::Internal(format!("state writer: {error}")))?;
+            .map_err(|error| DaemonError::Internal(format!("state writer: {error}")))??;
     }
     Ok(())
 }

@@ -687,8 +687,14 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<
 pub struct Writer {
     sender: Option<mpsc::Sender<Vec<Write>>>,
     healthy: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Store>>,
+    closing: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(Store, Option<StateError>)>>,
 }
+
+/// How long a batch that fails is still retried once the daemon stops: a
+/// full disk must not hold up the stop (the facts it held are announced
+/// again, with the same `event_id`, after the next start).
+const STOP_RETRY: Duration = Duration::from_secs(2);
 
 /// What the writer reports about a failed batch (to be emitted as
 /// `state.error`).
@@ -714,10 +720,14 @@ impl Writer {
         let (sender, receiver) = mpsc::channel::<Vec<Write>>();
         let healthy = Arc::new(AtomicBool::new(true));
         let flag = healthy.clone();
+        let closing = Arc::new(AtomicBool::new(false));
+        let stop = closing.clone();
         let thread = std::thread::Builder::new()
             .name("state-writer".into())
             .spawn(move || {
-                while let Ok(mut batch) = receiver.recv() {
+                let mut failed = None;
+                let mut stop_since: Option<std::time::Instant> = None;
+                'batches: while let Ok(mut batch) = receiver.recv() {
                     // Merge what queued up meanwhile into one transaction.
                     while let Ok(more) = receiver.try_recv() {
                         batch.extend(more);
@@ -741,18 +751,40 @@ impl Writer {
                                 if flag.swap(false, Ordering::SeqCst) {
                                     on_error(&error);
                                 }
-                                std::thread::sleep(delay);
+                                if stop.load(Ordering::SeqCst) {
+                                    let since =
+                                        *stop_since.get_or_insert_with(std::time::Instant::now);
+                                    if since.elapsed() >= STOP_RETRY {
+                                        failed = Some(error);
+                                        break 'batches;
+                                    }
+                                }
+                                // Sleep in short steps so a stop is noticed;
+                                // once stopping, retry often for a short while.
+                                let stopping = stop.load(Ordering::SeqCst);
+                                let pause = if stopping {
+                                    delay.min(Duration::from_millis(200))
+                                } else {
+                                    delay
+                                };
+                                let until = std::time::Instant::now() + pause;
+                                while std::time::Instant::now() < until
+                                    && stop.load(Ordering::SeqCst) == stopping
+                                {
+                                    std::thread::sleep(Duration::from_millis(50));
+                                }
                                 delay = (delay * 2).min(Duration::from_secs(5));
                             }
                         }
                     }
                 }
-                store
+                (store, failed)
             })
             .ok();
         Writer {
             sender: Some(sender),
             healthy,
+            closing,
             thread,
         }
     }
@@ -777,10 +809,17 @@ impl Writer {
         self.healthy.clone()
     }
 
-    /// Writes everything queued and returns the store.
-    pub fn finish(mut self) -> Option<Store> {
+    /// Writes everything queued and returns the store (`None` if the
+    /// thread is gone). A batch that still cannot be written
+    /// [`STOP_RETRY`] after the stop is given up, with its error.
+    pub fn finish(mut self) -> Result<Option<Store>, StateError> {
+        self.closing.store(true, Ordering::SeqCst);
         self.sender = None;
-        self.thread.take().and_then(|thread| thread.join().ok())
+        match self.thread.take().and_then(|thread| thread.join().ok()) {
+            Some((_, Some(error))) => Err(error),
+            Some((store, None)) => Ok(Some(store)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -917,7 +956,7 @@ mod tests {
         a.status = Some("SUCCESS".into());
         writer.send(vec![Write::Job(a.clone())]);
         assert!(writer.healthy());
-        let store = writer.finish().unwrap();
+        let store = writer.finish().unwrap().unwrap();
         assert_eq!(
             store.load_jobs().unwrap()[0].status.as_deref(),
             Some("SUCCESS")

@@ -412,6 +412,12 @@ impl Daemon {
         None
     }
 
+    /// The daemon's process id (for signals a test sends itself, such as
+    /// SIGHUP).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
             .args([name, &self.pid.to_string()])

@@ -7,6 +7,7 @@ mod daemon;
 mod harness;
 mod metrics;
 mod properties;
+mod reliability;
 mod restart;
 mod systemd;
 mod vectors;
