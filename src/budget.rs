@@ -136,6 +136,16 @@ impl Throttle {
     /// A throttled answer arrived at `now`.
     pub fn on_throttled(&mut self, now: Instant, retry_after: Option<Duration>) {
         self.settle(now);
+        // Answers to calls sent before the pause began report the same
+        // congestion: they may lengthen the pause, but cut the rate once.
+        if let Some(until) = self.paused_until
+            && until > now
+        {
+            if let Some(retry_after) = retry_after {
+                self.paused_until = Some(until.max(now + retry_after));
+            }
+            return;
+        }
         let pause = retry_after.unwrap_or_else(|| {
             THROTTLE_BACKOFF_BASE
                 .saturating_mul(1u32 << self.consecutive.min(16))
@@ -372,19 +382,25 @@ mod tests {
         throttle.on_throttled(t0, Some(S(3)));
         assert_eq!(throttle.factor(t0), 0.5);
         assert_eq!(throttle.next_allowed(t0, 10.0), t0 + S(3));
-        // Without Retry-After the pause doubles.
-        throttle.on_throttled(t0, None);
-        assert_eq!(throttle.factor(t0), 0.25);
-        assert_eq!(throttle.next_allowed(t0, 10.0), t0 + S(4));
+        // More throttled answers during the pause (calls sent before it)
+        // cut the rate only once; a later Retry-After lengthens the pause.
+        throttle.on_throttled(t0 + S(1), None);
+        throttle.on_throttled(t0 + S(1), Some(S(3)));
+        assert_eq!(throttle.factor(t0 + S(1)), 0.5);
+        assert_eq!(throttle.next_allowed(t0 + S(1), 10.0), t0 + S(4));
+        // After the pause, without Retry-After, the pause doubles.
+        throttle.on_throttled(t0 + S(4), None);
+        assert_eq!(throttle.factor(t0 + S(4)), 0.25);
+        assert_eq!(throttle.next_allowed(t0 + S(4), 10.0), t0 + S(8));
         // While reduced, calls are spaced by 1 / (rate * factor).
-        throttle.on_dispatch(t0 + S(4));
+        throttle.on_dispatch(t0 + S(8));
         assert_eq!(
-            throttle.next_allowed(t0 + S(4), 10.0),
-            t0 + S(4) + Duration::from_millis(400)
+            throttle.next_allowed(t0 + S(8), 10.0),
+            t0 + S(8) + Duration::from_millis(400)
         );
         // The rate climbs back a step per RECOVERY_STEP after the pause.
-        assert_eq!(throttle.factor(t0 + S(4) + RECOVERY_STEP), 0.375);
-        assert_eq!(throttle.factor(t0 + S(4) + RECOVERY_STEP * 100), 1.0);
+        assert_eq!(throttle.factor(t0 + S(8) + RECOVERY_STEP), 0.375);
+        assert_eq!(throttle.factor(t0 + S(8) + RECOVERY_STEP * 100), 1.0);
         throttle.on_answer();
         throttle.on_throttled(t0 + S(1000), None);
         assert_eq!(throttle.next_allowed(t0 + S(1000), 10.0), t0 + S(1002));
@@ -394,8 +410,8 @@ mod tests {
     fn throttle_factor_has_a_floor() {
         let t0 = Instant::now();
         let mut throttle = Throttle::default();
-        for _ in 0..20 {
-            throttle.on_throttled(t0, Some(Duration::ZERO));
+        for n in 0..20 {
+            throttle.on_throttled(t0 + S(n), Some(Duration::ZERO));
         }
         assert_eq!(throttle.factor(t0), MIN_RATE_FACTOR);
     }
