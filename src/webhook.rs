@@ -41,6 +41,7 @@ use crate::config::{Config, WebhookSettings};
 use crate::events::{self, Event};
 use crate::secret::Secret;
 use crate::state::{Write, now_ms};
+use crate::telemetry;
 
 /// How long one delivery may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -218,7 +219,7 @@ impl Deliveries {
         let mut tasks = Vec::with_capacity(sinks.len());
         if !sinks.is_empty() {
             let http = http_client()?;
-            for sink in &sinks {
+            for (index, sink) in sinks.iter().enumerate() {
                 let outbox = Outbox::open(&db, sink.url.to_string())?;
                 let task = Task {
                     sink: sink.clone(),
@@ -228,6 +229,7 @@ impl Deliveries {
                     cancel: cancel.clone(),
                     rng: SmallRng::from_os_rng(),
                     store_failing: false,
+                    label: index.to_string(),
                 };
                 tasks.push(tokio::spawn(task.run()));
             }
@@ -305,6 +307,15 @@ impl Outbox {
         .map_err(|error| error.to_string())?
     }
 
+    /// How many rows this sink has queued, and when the oldest was queued.
+    async fn depth(&self) -> Result<(i64, Option<i64>), String> {
+        self.call(|conn, sink| {
+            conn.prepare_cached("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sink = ?1")?
+                .query_row([sink], |row| Ok((row.get(0)?, row.get(1)?)))
+        })
+        .await
+    }
+
     /// The oldest row of this sink.
     async fn head(&self) -> Result<Option<Row>, String> {
         self.call(|conn, sink| {
@@ -365,6 +376,9 @@ struct Task {
     cancel: CancellationToken,
     rng: SmallRng,
     store_failing: bool,
+    /// The sink's position in the configuration: its metric label (the
+    /// URL may carry a token in its path, so it is not one).
+    label: String,
 }
 
 /// What to do next, decided from the head row and the time.
@@ -401,6 +415,7 @@ impl Task {
         // by the first look at the outbox.
         self.wake.mark_unchanged();
         while !self.cancel.is_cancelled() {
+            self.report_depth().await;
             let head = match self.outbox.head().await {
                 Ok(head) => head,
                 Err(error) => {
@@ -424,7 +439,26 @@ impl Task {
         }
     }
 
+    /// The queue gauges of this sink.
+    async fn report_depth(&self) {
+        if let Ok((depth, oldest)) = self.outbox.depth().await {
+            let age = oldest.map_or(0.0, |at| (now_ms() - at).max(0) as f64 / 1000.0);
+            let sink = self.label.clone();
+            ::metrics::gauge!(telemetry::WEBHOOK_QUEUE_DEPTH, "sink" => sink.clone())
+                .set(depth as f64);
+            ::metrics::gauge!(telemetry::WEBHOOK_OLDEST_AGE, "sink" => sink).set(age);
+        }
+    }
+
+    fn count_delivery(&self, result: &'static str) {
+        let sink = self.label.clone();
+        ::metrics::counter!(telemetry::WEBHOOK_DELIVERIES, "sink" => sink, "result" => result)
+            .increment(1);
+    }
+
     async fn give_up(&mut self, row: Row) {
+        self.count_delivery("dropped");
+        ::metrics::counter!(telemetry::EVENTS, "event" => events::NOTIFY_DROPPED).increment(1);
         let error = row
             .last_error
             .as_deref()
@@ -441,9 +475,17 @@ impl Task {
             () = self.cancel.cancelled() => return,
             result = self.post(&row) => result,
         };
+        if row.attempts > 0 {
+            ::metrics::counter!(telemetry::WEBHOOK_RETRIES, "sink" => self.label.clone())
+                .increment(1);
+        }
         let stored = match result {
-            Ok(()) => self.outbox.delete(row.id).await,
+            Ok(()) => {
+                self.count_delivery("delivered");
+                self.outbox.delete(row.id).await
+            }
             Err(error) => {
+                self.count_delivery("failed");
                 let attempts = row.attempts + 1;
                 let wait = backoff(attempts, self.rng.random::<f64>());
                 let next = now_ms() + wait.as_millis() as i64;
