@@ -214,7 +214,8 @@ fn main() {
     let variants: &[bool] = if full { &[false, true] } else { &[false] };
     for &with_labels in variants {
         let measured = run(&sim, jobs, with_labels, settle);
-        let per_job = (measured.rss_kib.saturating_sub(baseline.rss_kib)) as f64 * 1024.0 / jobs as f64;
+        let per_job =
+            (measured.rss_kib.saturating_sub(baseline.rss_kib)) as f64 * 1024.0 / jobs as f64;
         let reload = measured.reload.as_ref().expect("a reload was measured");
         let count = match reload.reloaded_count {
             Some(count) if count as usize == reload.expected_count => format!("{count}"),

@@ -94,9 +94,7 @@ fn run(case: &Case) -> Outcome {
         sim_cpu_percent: (sim_cpu1 - sim_cpu0).as_secs_f64() * 100.0 / seconds,
         rss_kib,
         hwm_kib,
-        max_in_1s: stats["max_requests_in_any_1s_window"]
-            .as_u64()
-            .unwrap_or(0),
+        max_in_1s: stats["max_requests_in_any_1s_window"].as_u64().unwrap_or(0),
         throttled: stats["rejected_rate_limit"].as_u64().unwrap_or(0),
     }
 }

@@ -269,7 +269,11 @@ impl Daemon {
     }
 
     /// Awaits the first stdout line whose `event` is `name`.
-    pub fn await_event(&self, name: &str, timeout: Duration) -> Option<(Instant, serde_json::Value)> {
+    pub fn await_event(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Option<(Instant, serde_json::Value)> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -346,7 +350,12 @@ pub fn machine() -> String {
     let model = run("lscpu", &[])
         .lines()
         .find(|line| line.starts_with("Model name"))
-        .map(|line| line.split_once(':').map_or("", |(_, v)| v).trim().to_string())
+        .map(|line| {
+            line.split_once(':')
+                .map_or("", |(_, v)| v)
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default();
     format!(
         "nproc {}, {}, {}",
