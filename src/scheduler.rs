@@ -98,6 +98,8 @@ pub enum Command {
     /// Forget finished jobs that finished before this Unix millisecond
     /// (`state.retention`).
     Forget(i64),
+    /// Answers once every command sent before it has been applied.
+    Sync(oneshot::Sender<()>),
     /// Stop: finish calls in flight, record, then answer.
     Shutdown(oneshot::Sender<()>),
 }
@@ -286,12 +288,14 @@ impl Scheduler {
                 .or_default()
                 .push(event_id.into_boxed_str());
         }
+        let mut pool = HashMap::new();
         for record in start.records {
             if record.finished {
                 scheduler.finished.insert(record.job_id);
                 continue;
             }
-            let mut tracked = Tracked::from_record(&record, now, wall);
+            let labels = share_labels(&mut pool, &record.labels);
+            let mut tracked = Tracked::from_record(&record, labels, now, wall);
             tracked.subjobs_announced = announced.remove(&record.job_id).unwrap_or_default();
             scheduler.dormant.insert(record.job_id, tracked);
         }
@@ -319,6 +323,9 @@ impl Scheduler {
                     Some(Command::Forget(cutoff_ms)) => {
                         self.writes.push(Write::Forget { cutoff_ms });
                     }
+                    Some(Command::Sync(done)) => {
+                        let _ = done.send(());
+                    }
                     Some(Command::Shutdown(done)) => {
                         self.drain().await;
                         let _ = done.send(());
@@ -335,7 +342,7 @@ impl Scheduler {
                     }
                 }
                 () = sleep_until(wake), if wake.is_some() => {
-                    self.dispatch(Instant::now());
+                    self.dispatch_due(Instant::now());
                 }
                 _ = tick.tick() => {
                     self.housekeeping(Instant::now());
@@ -380,6 +387,19 @@ impl Scheduler {
             }
         }
         None
+    }
+
+    /// Starts every call that is due and allowed at `now`, not only the
+    /// first: a timer wakes the loop at most once a millisecond, so one
+    /// call per wake would cap the rate near 1,000 calls per second and
+    /// cost a thread wake-up per call.
+    fn dispatch_due(&mut self, now: Instant) {
+        for _ in 0..self.settings.max_in_flight.max(1) {
+            if self.next_dispatch(now).is_none_or(|at| at > now) {
+                return;
+            }
+            self.dispatch(now);
+        }
     }
 
     fn dispatch(&mut self, now: Instant) {
@@ -453,13 +473,14 @@ impl Scheduler {
                 self.dormant.insert(job_id, tracked);
             }
         }
+        let mut pool = HashMap::new();
         for (job_id, labels) in list.iter() {
             if self.finished.contains(job_id) {
                 continue;
             }
             if let Some(tracked) = self.jobs.get_mut(job_id) {
                 if *tracked.labels != *labels {
-                    tracked.labels = Arc::new(labels.clone());
+                    tracked.labels = share_labels(&mut pool, labels);
                     let record = tracked.to_record(job_id, wall);
                     self.writes.push(Write::Job(record));
                 }
@@ -472,11 +493,14 @@ impl Scheduler {
                 Some(mut tracked) => {
                     let relabelled = *tracked.labels != *labels;
                     if relabelled {
-                        tracked.labels = Arc::new(labels.clone());
+                        tracked.labels = share_labels(&mut pool, labels);
                     }
                     (tracked, relabelled)
                 }
-                None => (Tracked::new(Arc::new(labels.clone()), now, wall), true),
+                None => (
+                    Tracked::new(share_labels(&mut pool, labels), now, wall),
+                    true,
+                ),
             };
             if write {
                 self.writes
@@ -486,6 +510,11 @@ impl Scheduler {
             let random = self.random();
             let delay = cadence::first_delay(&self.settings.cadence, random);
             self.schedule(job_id, now + delay);
+        }
+        // The jobs moved out of `dormant` leave its table as large as it
+        // ever was (at start: every job of the store).
+        if self.dormant.capacity() > 2 * self.dormant.len() + 1024 {
+            self.dormant.shrink_to_fit();
         }
         self.update_counts();
     }
@@ -964,14 +993,14 @@ impl Tracked {
 
     /// Rebuilds a job from its record: monotonic instants are placed as far
     /// in the past as the wall clock says, never in the future.
-    fn from_record(record: &JobRecord, now: Instant, wall: i64) -> Tracked {
+    fn from_record(record: &JobRecord, labels: Arc<Labels>, now: Instant, wall: i64) -> Tracked {
         let ago = |ms: Option<i64>| {
             let elapsed = ms.map_or(0, |ms| (wall - ms).max(0)) as u64;
             now.checked_sub(Duration::from_millis(elapsed))
                 .unwrap_or(now)
         };
         Tracked {
-            labels: Arc::new(record.labels.clone()),
+            labels,
             status: record.status.as_deref().map(JobStatus::parse),
             job_type: record.job_type.as_deref().map(Arc::from),
             tracked_since: ago(Some(record.tracked_since)),
@@ -1052,6 +1081,17 @@ impl Tracked {
         }
         cadence::next_gap(cadence, situation, self.streak.max(1), elapsed, random)
     }
+}
+
+/// One `Arc` for equal label sets: the jobs of a watch file mostly carry
+/// the same few, and a label map costs hundreds of bytes.
+fn share_labels(pool: &mut HashMap<Labels, Arc<Labels>>, labels: &Labels) -> Arc<Labels> {
+    if let Some(shared) = pool.get(labels) {
+        return shared.clone();
+    }
+    let shared = Arc::new(labels.clone());
+    pool.insert(labels.clone(), shared.clone());
+    shared
 }
 
 async fn sleep_until(at: Option<Instant>) {
