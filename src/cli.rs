@@ -140,7 +140,15 @@ fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
     if let Err(error) = logging::init(log_format(config.log().format), &config.log().level) {
         return fail(EXIT_CONFIG, format!("log.format: {error:#}"));
     }
-    let runtime = match runtime() {
+    // One thread runs the whole daemon: the scheduler, its calls and the
+    // endpoints. A poll is a few microseconds of work, and handing each
+    // answer from a worker thread to the scheduler's cost more than the
+    // work itself (the throughput benchmark). SQLite writes have a thread
+    // of their own.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => return fail(EXIT_SOFTWARE, format!("cannot start the runtime: {error}")),
     };
