@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod daemon;
 mod harness;
+mod hostile;
 mod metrics;
 mod properties;
 mod reliability;
