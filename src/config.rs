@@ -164,43 +164,9 @@ pub struct Config {
     webhooks: Vec<WebhookSettings>,
 }
 
-/// Where the access key comes from (`credentials.source`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CredentialSourceName {
-    /// Try the environment, the profile, the files, then instance metadata.
-    Auto,
-    /// `HUAWEICLOUD_SDK_AK` and friends.
-    Env,
-    /// The SDK profile file.
-    Profile,
-    /// The files named by `credentials.*_file`.
-    Files,
-    /// The instance metadata service at `credentials.metadata_url`.
-    Metadata,
-}
-
-impl CredentialSourceName {
-    /// Every source, in the order of the documentation.
-    pub const ALL: [CredentialSourceName; 5] = [
-        CredentialSourceName::Auto,
-        CredentialSourceName::Env,
-        CredentialSourceName::Profile,
-        CredentialSourceName::Files,
-        CredentialSourceName::Metadata,
-    ];
-
-    /// The name used in the configuration file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CredentialSourceName::Auto => "auto",
-            CredentialSourceName::Env => "env",
-            CredentialSourceName::Profile => "profile",
-            CredentialSourceName::Files => "files",
-            CredentialSourceName::Metadata => "metadata",
-        }
-    }
-}
+/// Where the access key comes from (`credentials.source`): the credential
+/// chain's own [`Source`](crate::api::credentials::Source).
+pub use crate::api::credentials::Source as CredentialSourceName;
 
 /// The `[credentials]` section.
 #[derive(Clone, Debug, PartialEq)]

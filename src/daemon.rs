@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch as signal};
 use crate::api::client::{Client, ClientConfig};
 use crate::api::credentials::{self, CredentialProvider, CredentialsConfig, Environment, Source};
 use crate::cadence::Cadence;
-use crate::config::{Config, CredentialSourceName};
+use crate::config::Config;
 use crate::events;
 use crate::scheduler::{self, Command, Observer, Poller, Settings, Stats};
 use crate::state::{StateError, Store, Writer, db_path, now_ms};
@@ -88,13 +88,7 @@ pub struct RunOptions {
 pub fn credentials_config(config: &Config) -> CredentialsConfig {
     let settings = config.credentials();
     CredentialsConfig {
-        source: match settings.source {
-            CredentialSourceName::Auto => Source::Auto,
-            CredentialSourceName::Env => Source::Env,
-            CredentialSourceName::Profile => Source::Profile,
-            CredentialSourceName::Files => Source::Files,
-            CredentialSourceName::Metadata => Source::Metadata,
-        },
+        source: settings.source,
         access_key_file: settings.access_key_file.clone(),
         secret_key_file: settings.secret_key_file.clone(),
         security_token_file: settings.security_token_file.clone(),

@@ -112,6 +112,28 @@ pub enum Source {
     Metadata,
 }
 
+impl Source {
+    /// Every source, in the order of the documentation.
+    pub const ALL: [Source; 5] = [
+        Source::Auto,
+        Source::Env,
+        Source::Profile,
+        Source::Files,
+        Source::Metadata,
+    ];
+
+    /// The name used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Auto => "auto",
+            Source::Env => "env",
+            Source::Profile => "profile",
+            Source::Files => "files",
+            Source::Metadata => "metadata",
+        }
+    }
+}
+
 /// A snapshot of the environment variables the chain reads; tests build one
 /// from a map.
 ///
