@@ -3,7 +3,7 @@
 # 5,000 jobs, for a while (default 30 minutes); samples the daemon's RSS and
 # open file descriptors every minute and prints the first and last sample.
 #
-#   scripts/soak.sh [MINUTES] [JOBS]
+#   benches/soak.sh [MINUTES] [JOBS]
 #
 # Output: soak/samples.csv (minute, rss_kib, fds, polls from the simulator),
 # soak/daemon.log (its JSON lines), soak/summary.txt.
