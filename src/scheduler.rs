@@ -481,7 +481,7 @@ impl Scheduler {
             if let Some(tracked) = self.jobs.get_mut(job_id) {
                 if *tracked.labels != *labels {
                     tracked.labels = share_labels(&mut pool, labels);
-                    let record = tracked.to_record(job_id, wall);
+                    let record = tracked.to_record(job_id);
                     self.writes.push(Write::Job(record));
                 }
                 continue;
@@ -503,8 +503,7 @@ impl Scheduler {
                 ),
             };
             if write {
-                self.writes
-                    .push(Write::Job(tracked.to_record(job_id, wall)));
+                self.writes.push(Write::Job(tracked.to_record(job_id)));
             }
             self.jobs.insert(job_id.clone(), tracked);
             let random = self.random();
@@ -587,6 +586,9 @@ impl Scheduler {
         {
             let error_type = error.kind.error_type();
             ::metrics::counter!(telemetry::API_ERRORS, "error_type" => error_type).increment(1);
+            if let Ok(mut last) = self.stats.last_error.lock() {
+                *last = Some((wall, error_type));
+            }
         }
     }
 
@@ -832,8 +834,7 @@ impl Scheduler {
         self.schedule(&job_id, now + gap);
         if record_needed {
             if let Some(tracked) = self.jobs.get(&job_id) {
-                self.writes
-                    .push(Write::Job(tracked.to_record(&job_id, wall)));
+                self.writes.push(Write::Job(tracked.to_record(&job_id)));
             }
             self.poll_writes.remove(&job_id);
         } else if let Some(tracked) = self.jobs.get(&job_id) {
@@ -849,7 +850,7 @@ impl Scheduler {
     fn finish(&mut self, job_id: JobId) {
         let wall = now_ms();
         if let Some(tracked) = self.jobs.remove(&job_id) {
-            let mut record = tracked.to_record(&job_id, wall);
+            let mut record = tracked.to_record(&job_id);
             record.finished = true;
             record.finished_at = Some(wall);
             record.next_poll = None;
@@ -875,26 +876,6 @@ impl Scheduler {
                 .unwrap_or("");
             let label = telemetry::status_label(status);
             ::metrics::counter!(telemetry::TRANSITIONS, "status" => label).increment(1);
-        }
-        if event.name == events::API_ERROR
-            && let Ok(mut last) = self.stats.last_error.lock()
-        {
-            let kind = event
-                .fields
-                .get("error_type")
-                .and_then(|v| v.as_str())
-                .unwrap_or("");
-            let kind = match kind {
-                "auth" => "auth",
-                "forbidden" => "forbidden",
-                "throttled" => "throttled",
-                "timeout" => "timeout",
-                "connect" => "connect",
-                "server" => "server",
-                "client" => "client",
-                _ => "decode",
-            };
-            *last = Some((now_ms(), kind));
         }
         if let Some(observer) = &self.observer {
             observer(&event);
@@ -1029,7 +1010,7 @@ impl Tracked {
         }
     }
 
-    fn to_record(&self, job_id: &JobId, _wall: i64) -> JobRecord {
+    fn to_record(&self, job_id: &JobId) -> JobRecord {
         JobRecord {
             job_id: job_id.clone(),
             labels: (*self.labels).clone(),

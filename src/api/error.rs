@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use super::model::{self, DecodeError, Job};
+use super::model::{self, Job};
 
 /// The longest `Retry-After` honoured; a larger value is clamped.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -189,7 +189,7 @@ pub fn classify(
                     ))
                 }
             }
-            Err(error) => Err(fail(ErrorKind::Decode, decode_message(&error))),
+            Err(error) => Err(fail(ErrorKind::Decode, error.to_string())),
         },
         429 => {
             let retry_after = headers.retry_after.and_then(|v| parse_retry_after(v, now));
@@ -205,10 +205,6 @@ pub fn classify(
         500..=599 => Err(fail(ErrorKind::Server, describe("server error"))),
         _ => Err(fail(ErrorKind::Client, describe("request refused"))),
     }
-}
-
-fn decode_message(error: &DecodeError) -> String {
-    error.to_string()
 }
 
 /// The error code and message of either body shape, or of the job body's
