@@ -6,9 +6,10 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ecs_jobwatch::api::error::{self, AnswerHeaders};
-use ecs_jobwatch::api::{model, sign};
-use ecs_jobwatch::cadence::{self, Cadence, Situation};
+use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders};
+use ecs_jobwatch::huaweicloud::sign;
+use ecs_jobwatch::policy::cadence::{self, Cadence, Situation};
+use ecs_jobwatch::services::ecs as model;
 
 /// The real RUNNING body of the model's unit tests.
 const RUNNING: &str = r#"{"begin_time":"2022-02-17T05:41:55.441Z","end_time":"",

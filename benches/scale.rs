@@ -20,8 +20,8 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ecs_jobwatch::ids::JobId;
-use ecs_jobwatch::state::{JobRecord, Store, Write};
+use ecs_jobwatch::job::id::JobId;
+use ecs_jobwatch::store::{JobRecord, Store, Write};
 use ecs_jobwatch::watch::Labels;
 use support::{Daemon, DaemonConfig, NotifySocket, Sim};
 
@@ -50,7 +50,7 @@ fn line(n: usize, with_labels: bool) -> String {
 /// run would have left them.
 fn fill_store(state_dir: &Path, jobs: usize, with_labels: bool) {
     let mut store = Store::open(state_dir).expect("store opens");
-    let now = ecs_jobwatch::state::now_ms();
+    let now = ecs_jobwatch::store::now_ms();
     let ids: Vec<usize> = (0..jobs).collect();
     for chunk in ids.chunks(10_000) {
         let batch: Vec<Write> = chunk

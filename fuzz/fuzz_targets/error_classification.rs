@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use ecs_jobwatch::api::error::{self, AnswerHeaders, ErrorKind, MAX_RETRY_AFTER};
+use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders, ErrorKind, MAX_RETRY_AFTER};
 use libfuzzer_sys::fuzz_target;
 
 /// Splits off a length-prefixed string (one length byte) from `data`.

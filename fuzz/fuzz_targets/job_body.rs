@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use ecs_jobwatch::api::model::{self, DecodeError};
+use ecs_jobwatch::services::ecs::{self as model, DecodeError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {

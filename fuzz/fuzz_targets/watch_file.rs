@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use ecs_jobwatch::ids::JobId;
+use ecs_jobwatch::job::id::JobId;
 use ecs_jobwatch::watch::{self, Origin};
 use libfuzzer_sys::fuzz_target;
 

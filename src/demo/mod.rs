@@ -14,11 +14,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::api::model::JobStatus;
 use crate::config::Config;
 use crate::daemon::{self, Control, RunOptions};
-use crate::events::{self, Event};
-use crate::logging;
+use crate::output::event::{self, Event};
+use crate::output::log;
+use crate::services::ecs::JobStatus;
 use crate::sim::{self, Scenario};
 
 /// The demo's scenario.
@@ -36,7 +36,7 @@ struct Outcome {
 
 /// Runs the demo; the exit code of the `demo` command.
 pub fn main() -> ExitCode {
-    if let Err(error) = logging::init(logging::Format::Brief, "info") {
+    if let Err(error) = log::init(log::Format::Brief, "info") {
         eprintln!("ecs-jobwatch: {error:#}");
         return ExitCode::from(70);
     }
@@ -149,13 +149,13 @@ format = "text"
                 return;
             };
             let final_status = match event.name {
-                events::JOB_TRANSITION => event
+                event::JOB_TRANSITION => event
                     .fields
                     .get("status")
                     .and_then(|v| v.as_str())
                     .filter(|s| JobStatus::parse(s).is_final())
                     .map(str::to_string),
-                events::JOB_NOT_FOUND => Some("NOT_FOUND".to_string()),
+                event::JOB_NOT_FOUND => Some("NOT_FOUND".to_string()),
                 _ => None,
             };
             let Some(final_status) = final_status else {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::api::sign::{self, Request};
+use crate::huaweicloud::sign::{self, Request};
 
 use super::scenario::Credential;
 
@@ -115,7 +115,7 @@ pub fn verify<'c>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use crate::huaweicloud::secret::Secret;
 
     fn credentials(token: Option<&str>) -> HashMap<String, Credential> {
         let credential = Credential {

@@ -149,7 +149,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::api::sign;
+    use crate::huaweicloud::sign;
 
     const AK: &str = "SIMAK0000000000000001";
     const SK: &str = "sim-secret-key-0000000000000000000000001";

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::secret::Secret;
+use crate::huaweicloud::secret::Secret;
 
 /// Why a scenario, a job list or a fault list was rejected.
 #[derive(Debug, thiserror::Error)]

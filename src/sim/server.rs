@@ -193,7 +193,7 @@ struct JobPath {
 
 impl JobPath {
     fn parse(path: &str) -> Option<JobPath> {
-        let decoded = crate::api::sign::percent_decode(path);
+        let decoded = crate::huaweicloud::sign::percent_decode(path);
         let mut segments = decoded.strip_prefix("/v1/")?.split('/');
         let project_id = segments.next()?;
         if segments.next()? != "jobs" {

@@ -8,11 +8,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use chrono::{TimeDelta, Utc};
-use ecs_jobwatch::api::client::{Client, ClientConfig};
-use ecs_jobwatch::api::credentials::{CredentialProvider, CredentialsConfig, Environment, Source};
-use ecs_jobwatch::api::error::{self, AnswerHeaders, ApiError, ErrorKind};
-use ecs_jobwatch::api::model::{Job, JobStatus};
-use ecs_jobwatch::api::sign;
+use ecs_jobwatch::huaweicloud::client::{Client, ClientConfig};
+use ecs_jobwatch::huaweicloud::credentials::{
+    CredentialProvider, CredentialsConfig, Environment, Source,
+};
+use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders, ApiError, ErrorKind};
+use ecs_jobwatch::huaweicloud::sign;
+use ecs_jobwatch::services::ecs::{Job, JobStatus};
 use ecs_jobwatch::sim::{self, FaultKind, FaultRule, Scenario, SimHandle};
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

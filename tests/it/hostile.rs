@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use ecs_jobwatch::api::client::{Client, ClientConfig};
-use ecs_jobwatch::api::credentials::{CredentialProvider, CredentialsConfig, Environment, Source};
-use ecs_jobwatch::api::error::{self, AnswerHeaders, ErrorKind};
-use ecs_jobwatch::api::model::{self, JobStatus};
 use ecs_jobwatch::config::Config;
-use ecs_jobwatch::ids::{JobId, JobIdError};
+use ecs_jobwatch::huaweicloud::client::{Client, ClientConfig};
+use ecs_jobwatch::huaweicloud::credentials::{
+    CredentialProvider, CredentialsConfig, Environment, Source,
+};
+use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders, ErrorKind};
+use ecs_jobwatch::job::id::{JobId, JobIdError};
+use ecs_jobwatch::services::ecs::{self as model, JobStatus};
 use ecs_jobwatch::watch;
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

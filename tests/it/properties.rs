@@ -6,8 +6,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use ecs_jobwatch::api::error::{self, AnswerHeaders};
-use ecs_jobwatch::api::{model, sign};
+use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders};
+use ecs_jobwatch::huaweicloud::sign;
+use ecs_jobwatch::services::ecs as model;
 use proptest::prelude::*;
 
 /// Bodies: arbitrary bytes, and JSON-looking text that reaches the field

@@ -600,7 +600,7 @@ fn a_second_sigterm_exits_at_once_with_75() {
     let status = daemon.wait_exit();
     assert_eq!(
         status.code(),
-        Some(ecs_jobwatch::signals::FORCED_EXIT),
+        Some(ecs_jobwatch::daemon::signals::FORCED_EXIT),
         "stderr:\n{}",
         daemon.stderr()
     );

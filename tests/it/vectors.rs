@@ -1,7 +1,7 @@
 //! The signer against the 24 known-answer vectors produced by the official
 //! Huawei Cloud Python SDK (`huaweicloudsdkcore` 3.1.219).
 
-use ecs_jobwatch::api::sign::{self, Request};
+use ecs_jobwatch::huaweicloud::sign::{self, Request};
 use serde_json::Value;
 
 fn vectors() -> Vec<Value> {

@@ -10,9 +10,9 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use ecs_jobwatch::output::webhook::signature;
 use ecs_jobwatch::sim::Scenario;
 use ecs_jobwatch::sim::{self, SimHandle};
-use ecs_jobwatch::webhook::signature;
 use serde_json::Value;
 use tokio::sync::watch;
 

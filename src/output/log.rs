@@ -4,8 +4,8 @@
 //! stock formatter, because the contract wants structured fields at the top
 //! level with their real JSON types (`labels` an object, `server_ids` an
 //! array, `previous_status` a real `null`), while `tracing` records every
-//! field as a primitive. Events built by [`crate::events`] carry their
-//! fields as one JSON text in [`crate::events::FIELDS_JSON`]; this layer
+//! field as a primitive. Events built by [`crate::output::event`] carry their
+//! fields as one JSON text in [`crate::output::event::FIELDS_JSON`]; this layer
 //! merges it into the line. Lines from other code (a dependency's warning)
 //! get `event = "log"` and their fields as strings.
 
@@ -19,7 +19,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::events::{FIELDS_JSON, TIMESTAMP, level_name, line_object, timestamp_now};
+use crate::output::event::{FIELDS_JSON, TIMESTAMP, level_name, line_object, timestamp_now};
 
 /// How lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,8 +216,8 @@ pub fn set_level(level: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events;
-    use crate::ids::JobId;
+    use crate::job::id::JobId;
+    use crate::output::event;
     use crate::watch::Labels;
 
     struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -246,7 +246,7 @@ mod tests {
         let id = JobId::parse("job1").unwrap();
         let labels = Labels::from([("team".to_string(), "x".to_string())]);
         let output = capture(Format::Json, || {
-            events::job_not_found(&id, None, &labels).emit();
+            event::job_not_found(&id, None, &labels).emit();
             tracing::warn!(answer = 42, "plain");
         });
         let lines: Vec<Value> = output
@@ -273,7 +273,7 @@ mod tests {
         // for byte, when both carry the same time.
         let id = JobId::parse("job1").unwrap();
         let labels = Labels::from([("team".to_string(), "x".to_string())]);
-        let event = events::job_not_found(&id, Some("RUNNING"), &labels);
+        let event = event::job_not_found(&id, Some("RUNNING"), &labels);
         let timestamp = "2024-05-01T12:00:00.123Z";
         let output = capture(Format::Json, || event.emit_at(timestamp));
         assert_eq!(
@@ -285,7 +285,7 @@ mod tests {
 
     #[test]
     fn text_lines_are_readable() {
-        let output = capture(Format::Text, || events::daemon_started(3).emit());
+        let output = capture(Format::Text, || event::daemon_started(3).emit());
         assert!(
             output.contains("INFO  daemon.started: ecs-jobwatch"),
             "{output}"

@@ -14,8 +14,8 @@ use governor::clock::Clock;
 use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
 
-use crate::api::error::ApiError;
-use crate::events::ApiErrorReport;
+use crate::huaweicloud::error::ApiError;
+use crate::output::event::ApiErrorReport;
 
 /// How long authentication failures stop all calls (five failed
 /// signatures lock an AK for five minutes).
@@ -355,7 +355,7 @@ impl ErrorLines {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::error::ErrorKind;
+    use crate::huaweicloud::error::ErrorKind;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 
-use crate::secret::Secret;
+use crate::huaweicloud::secret::Secret;
 
 /// The instance metadata service of Huawei Cloud ECS.
 pub const DEFAULT_METADATA_URL: &str = "http://169.254.169.254";

@@ -3,12 +3,12 @@
 //!
 //! Three policies stay apart (see `docs/architecture.md`): this file holds
 //! the cadence of one job and the retry of one failed call; the global
-//! budget and throttling live in [`crate::budget`]. Randomness comes in as
+//! budget and throttling live in [`crate::policy::budget`]. Randomness comes in as
 //! a number in `[0, 1)` so that tests can pin it.
 
 use std::time::Duration;
 
-use crate::api::model::JobStatus;
+use crate::services::ecs::JobStatus;
 
 /// Growth of the gap between two polls of a job whose status stays put.
 pub const GROWTH: f64 = 1.6;

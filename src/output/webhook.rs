@@ -36,11 +36,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::client::USER_AGENT;
 use crate::config::{Config, WebhookSettings};
-use crate::events::{self, Event};
-use crate::secret::Secret;
-use crate::state::{Write, now_ms};
+use crate::huaweicloud::client::USER_AGENT;
+use crate::huaweicloud::secret::Secret;
+use crate::output::event::{self, Event};
+use crate::store::{Write, now_ms};
 use crate::telemetry;
 
 /// How long one delivery may take, connection included.
@@ -91,7 +91,7 @@ impl SinkFilter {
         if !self.events.iter().any(|name| name == event.name) {
             return false;
         }
-        if event.name != events::JOB_TRANSITION {
+        if event.name != event::JOB_TRANSITION {
             return true;
         }
         let status = event.fields.get("status").and_then(|v| v.as_str());
@@ -458,12 +458,12 @@ impl Task {
 
     async fn give_up(&mut self, row: Row) {
         self.count_delivery("dropped");
-        ::metrics::counter!(telemetry::EVENTS, "event" => events::NOTIFY_DROPPED).increment(1);
+        ::metrics::counter!(telemetry::EVENTS, "event" => event::NOTIFY_DROPPED).increment(1);
         let error = row
             .last_error
             .as_deref()
             .unwrap_or("never attempted: an earlier event of this sink was still undelivered");
-        events::notify_dropped(self.sink.url.as_str(), &row.event_id, row.attempts, error).emit();
+        event::notify_dropped(self.sink.url.as_str(), &row.event_id, row.attempts, error).emit();
         if let Err(error) = self.outbox.delete(row.id).await {
             self.store_problem(&error);
             self.pause(SAFETY_POLL).await;
@@ -541,7 +541,7 @@ impl Task {
     fn store_problem(&mut self, error: &str) {
         if !self.store_failing {
             self.store_failing = true;
-            events::state_error(&format!("webhook outbox of {}: {error}", self.sink.url)).emit();
+            event::state_error(&format!("webhook outbox of {}: {error}", self.sink.url)).emit();
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! An event is a typed value. [`Event::emit`] hands it to `tracing` as the
 //! event name, a human message and one field carrying the structured fields
-//! as JSON; the output layer (see [`crate::logging`]) puts those fields at
+//! as JSON; the output layer (see [`crate::output::log`]) puts those fields at
 //! the top level of the JSON line. Alert rules match on `event` and the
 //! fields, never on `message`.
 
@@ -11,8 +11,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tracing::Level;
 
-use crate::api::model::{Job, JobStatus, SubJob};
-use crate::ids::JobId;
+use crate::job::id::JobId;
+use crate::services::ecs::{Job, JobStatus, SubJob};
 use crate::watch::Labels;
 
 /// `job.transition`: the status differs from the last one recorded.
@@ -454,7 +454,7 @@ pub fn credentials_warning(warning: &str) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::model::parse_job;
+    use crate::services::ecs::parse_job;
 
     fn labels() -> Labels {
         Labels::from([("team".to_string(), "x".to_string())])

@@ -9,7 +9,7 @@
 //! throttle, the authentication gate and the request budget, and starts
 //! the call; at most `max_in_flight` calls run at once. Answers come back
 //! through a `JoinSet`. What a call found is announced first and recorded
-//! after (see [`crate::state`]), so a crash in between repeats an event
+//! after (see [`crate::store`]), so a crash in between repeats an event
 //! with the same `event_id` instead of losing it.
 
 use std::cmp::Reverse;
@@ -26,18 +26,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::adaptive::{self, History};
-use crate::api::client::Client;
-use crate::api::error::{ApiError, ErrorKind};
-use crate::api::model::{Job, JobStatus};
-use crate::budget::{AuthGate, Budget, ErrorLines, Throttle};
-use crate::cadence::{self, Cadence, Situation};
-use crate::events::{self, Event, TransitionContext};
-use crate::ids::JobId;
-use crate::state::{JobRecord, Write, Writer, now_ms};
+use crate::huaweicloud::client::Client;
+use crate::huaweicloud::error::{ApiError, ErrorKind};
+use crate::job::id::JobId;
+use crate::output::event::{self, Event, TransitionContext};
+use crate::output::webhook::{self, SinkFilter};
+use crate::policy::adaptive::{self, History};
+use crate::policy::budget::{AuthGate, Budget, ErrorLines, Throttle};
+use crate::policy::cadence::{self, Cadence, Situation};
+use crate::services::ecs::{Job, JobStatus};
+use crate::store::{JobRecord, Write, Writer, now_ms};
 use crate::telemetry;
 use crate::watch::{Labels, WatchList};
-use crate::webhook::{self, SinkFilter};
 
 /// How often counters of polls that changed nothing are written.
 pub const POLL_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
@@ -535,7 +535,7 @@ impl Scheduler {
     fn housekeeping(&mut self, now: Instant) {
         self.count_pending();
         for report in self.error_lines.due(now) {
-            self.announce(events::api_error(&report));
+            self.announce(event::api_error(&report));
         }
         if now.saturating_duration_since(self.last_poll_flush) >= POLL_FLUSH_INTERVAL {
             self.flush_polls(now);
@@ -604,7 +604,7 @@ impl Scheduler {
         if error.kind != ErrorKind::NotFound
             && let Some(report) = self.error_lines.record(now, &error)
         {
-            self.announce(events::api_error(&report));
+            self.announce(event::api_error(&report));
         }
         match error.kind {
             ErrorKind::NotFound => {
@@ -673,7 +673,7 @@ impl Scheduler {
             return;
         }
         let last_status = tracked.status.as_ref().map(|s| s.as_str().to_string());
-        let event = events::job_not_found(&job_id, last_status.as_deref(), &tracked.labels);
+        let event = event::job_not_found(&job_id, last_status.as_deref(), &tracked.labels);
         self.announce(event);
         self.finish(job_id);
     }
@@ -715,8 +715,8 @@ impl Scheduler {
             if sub_job.status != Some(JobStatus::Fail) {
                 continue;
             }
-            let key = events::sub_job_key(sub_job, index);
-            let event = events::job_subjob_failed(&job_id, sub_job, &key, &tracked.labels);
+            let key = event::sub_job_key(sub_job, index);
+            let event = event::job_subjob_failed(&job_id, sub_job, &key, &tracked.labels);
             let Some(event_id) = event.event_id() else {
                 continue;
             };
@@ -736,7 +736,7 @@ impl Scheduler {
                 sequence: tracked.record.transitions,
                 labels: &tracked.labels,
             };
-            let transition = events::job_transition(context, &status, &job);
+            let transition = event::job_transition(context, &status, &job);
             if status.is_final() {
                 announcements.push(transition);
             } else {
@@ -751,7 +751,7 @@ impl Scheduler {
         let timeout =
             !tracked.record.timeout_announced && cadence::timed_out(&cadence, &status, elapsed);
         if timeout {
-            announcements.push(events::job_timeout(
+            announcements.push(event::job_timeout(
                 &job_id,
                 &status,
                 elapsed.as_secs(),
@@ -814,7 +814,7 @@ impl Scheduler {
             self.writes.push(Write::Announced {
                 job_id: job_id.clone(),
                 event_id,
-                event: events::JOB_SUBJOB_FAILED,
+                event: event::JOB_SUBJOB_FAILED,
                 at: wall,
             });
         }
@@ -862,13 +862,13 @@ impl Scheduler {
     }
 
     fn announce(&mut self, event: Event) {
-        let timestamp = events::timestamp_now();
+        let timestamp = event::timestamp_now();
         event.emit_at(&timestamp);
         // Webhook deliveries are queued in the batch that records the fact.
         let queued = webhook::outbox_writes(&self.settings.webhooks, &event, &timestamp);
         self.writes.extend(queued);
         ::metrics::counter!(telemetry::EVENTS, "event" => event.name).increment(1);
-        if event.name == events::JOB_TRANSITION {
+        if event.name == event::JOB_TRANSITION {
             let status = event
                 .fields
                 .get("status")
@@ -1085,8 +1085,8 @@ async fn sleep_until(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::model::parse_job;
-    use crate::state::Store;
+    use crate::services::ecs::parse_job;
+    use crate::store::Store;
 
     type Script = dyn Fn(&str, Duration) -> Result<Job, ApiError> + Send + Sync;
 
@@ -1208,7 +1208,7 @@ mod tests {
                 .unwrap()
                 .iter()
                 .map(|e| match e.fields.get("status").and_then(|s| s.as_str()) {
-                    Some(status) if e.name == events::JOB_TRANSITION => {
+                    Some(status) if e.name == event::JOB_TRANSITION => {
                         format!("{}:{status}", e.name)
                     }
                     _ => e.name.to_string(),

@@ -10,8 +10,8 @@ use reqwest::{Url, redirect};
 
 use super::credentials::{CredentialError, CredentialProvider, Credentials};
 use super::error::{self, AnswerHeaders, ApiError, ErrorKind};
-use super::model::{Job, MAX_BODY_BYTES};
 use super::sign;
+use crate::services::ecs::{Job, MAX_BODY_BYTES};
 
 /// `ecs-jobwatch/{version}`.
 pub const USER_AGENT: &str = concat!("ecs-jobwatch/", env!("CARGO_PKG_VERSION"));

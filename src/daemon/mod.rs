@@ -7,6 +7,9 @@
 //! here: files, the state store, credentials, the HTTP client; decisions
 //! live in the scheduler and the policies it calls.
 
+pub mod signals;
+pub mod systemd;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,17 +17,19 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch as signal};
 
-use crate::api::client::{Client, ClientConfig};
-use crate::api::credentials::{self, CredentialProvider, CredentialsConfig, Environment, Source};
-use crate::cadence::Cadence;
 use crate::config::Config;
-use crate::events;
+use crate::daemon::systemd::{Monitor, Notifier};
+use crate::huaweicloud::client::{Client, ClientConfig};
+use crate::huaweicloud::credentials::{
+    self, CredentialProvider, CredentialsConfig, Environment, Source,
+};
+use crate::output::event;
+use crate::output::webhook::{self, Deliveries, SinkFilter};
+use crate::policy::cadence::Cadence;
 use crate::scheduler::{self, Command, Observer, Poller, Settings, Stats};
-use crate::state::{StateError, Store, Writer, db_path, now_ms};
-use crate::systemd::{Monitor, Notifier};
+use crate::store::{StateError, Store, Writer, db_path, now_ms};
 use crate::telemetry;
 use crate::watch::{self, WatchList};
-use crate::webhook::{self, Deliveries, SinkFilter};
 
 /// How often `watch.dir` is scanned for changes.
 pub const WATCH_SCAN_INTERVAL: Duration = Duration::from_secs(2);
@@ -109,7 +114,7 @@ pub fn credential_provider(
     let (provider, warnings) = CredentialProvider::new(&credentials_config(config), env)
         .map_err(|error| DaemonError::Config(format!("credentials: {error}")))?;
     for warning in warnings {
-        events::credentials_warning(&warning).emit();
+        event::credentials_warning(&warning).emit();
     }
     Ok(provider)
 }
@@ -175,7 +180,7 @@ fn client(
 pub fn load_watch_list(config: &Config) -> WatchList {
     let (list, problems) = watch::load(&config.watch().jobs, config.watch().dir.as_deref());
     for problem in problems {
-        events::watch_problem(&problem.to_string()).emit();
+        event::watch_problem(&problem.to_string()).emit();
     }
     list
 }
@@ -198,12 +203,12 @@ pub async fn run(
     store.forget_finished_before(now_ms() - retention_ms)?;
     let records = store.load_jobs()?;
     let announced = store.announced_for_unfinished()?;
-    let durations = store.durations(crate::adaptive::SAMPLE_SIZE)?;
+    let durations = store.durations(crate::policy::adaptive::SAMPLE_SIZE)?;
     // The writer tells the delivery tasks when it committed new outbox rows.
     let (outbox_committed, outbox_wake) = signal::channel(0u64);
     let writer = Writer::start_with_outbox_hook(
         store,
-        Box::new(|error| events::state_error(&error.to_string()).emit()),
+        Box::new(|error| event::state_error(&error.to_string()).emit()),
         Box::new(move || outbox_committed.send_modify(|n| *n = n.wrapping_add(1))),
     );
     let deliveries = Deliveries::start(db_path(&state_dir), sinks, outbox_wake.clone())
@@ -218,7 +223,7 @@ pub async fn run(
                 .map_err(|error| DaemonError::Internal(format!("metrics: {error:#}")))?;
             let listener = telemetry::bind(addr).await.map_err(DaemonError::Config)?;
             if let Ok(bound) = listener.local_addr() {
-                events::metrics_listening(&bound.to_string()).emit();
+                event::metrics_listening(&bound.to_string()).emit();
             }
             Some((handle, listener))
         }
@@ -248,7 +253,7 @@ pub async fn run(
         }))
     });
     // The scheduler has applied the watch list before it answers anything.
-    events::daemon_started(watch_list_len(&stats)).emit();
+    event::daemon_started(watch_list_len(&stats)).emit();
     if let Some(ready) = options.ready {
         let _ = ready.send(stats.clone());
     }
@@ -322,7 +327,7 @@ pub async fn run(
     }
 
     notifier.stopping();
-    events::daemon_stopping(watch_list_len(&stats)).emit();
+    event::daemon_stopping(watch_list_len(&stats)).emit();
     let _ = metrics_stop.send(());
     if let Some(task) = metrics_task {
         // A scraper holding its connection open must not hold up the stop.
@@ -403,7 +408,7 @@ impl Current {
             Some(path) => match Config::load(path, env_map) {
                 Ok(config) => config,
                 Err(error) => {
-                    events::daemon_reload_failed(tracked, &error.to_string()).emit();
+                    event::daemon_reload_failed(tracked, &error.to_string()).emit();
                     return;
                 }
             },
@@ -412,7 +417,7 @@ impl Current {
         let sinks = match webhook::load_sinks(&config) {
             Ok(sinks) => sinks,
             Err(error) => {
-                events::daemon_reload_failed(tracked, &error).emit();
+                event::daemon_reload_failed(tracked, &error).emit();
                 return;
             }
         };
@@ -439,20 +444,20 @@ impl Current {
                     poller = Some(Arc::new(client));
                 }
                 Err(error) => {
-                    events::daemon_reload_failed(tracked, &error.to_string()).emit();
+                    event::daemon_reload_failed(tracked, &error.to_string()).emit();
                     return;
                 }
             }
         } else if let Err(error) = provider.reload(&env) {
-            events::daemon_reload_failed(tracked, &format!("credentials: {error}")).emit();
+            event::daemon_reload_failed(tracked, &format!("credentials: {error}")).emit();
             return;
         }
         if let Err(error) = self.restart_deliveries(sinks).await {
-            events::daemon_reload_failed(tracked, &error).emit();
+            event::daemon_reload_failed(tracked, &error).emit();
             return;
         }
         if config.log().level != self.config.log().level {
-            crate::logging::set_level(&config.log().level);
+            crate::output::log::set_level(&config.log().level);
         }
         handle.send(Command::Reconfigure {
             settings: settings(&config, &project_id),
@@ -469,7 +474,7 @@ impl Current {
             let _ = wait.await;
         }
         release_freed_memory();
-        events::daemon_reloaded(watch_list_len(&handle.stats)).emit();
+        event::daemon_reloaded(watch_list_len(&handle.stats)).emit();
     }
 
     /// Replaces the delivery tasks when the sinks changed (never two tasks

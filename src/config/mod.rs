@@ -75,7 +75,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::JobId;
+use crate::job::id::JobId;
 
 /// The configuration file read when neither `--config` nor
 /// `$CONFIGURATION_DIRECTORY` says otherwise.
@@ -135,10 +135,10 @@ const WEBHOOK_KEYS: &[&str] = &["url", "events", "statuses", "secret_file", "max
 
 /// The events a webhook may carry, and its default `events`.
 pub const WEBHOOK_EVENTS: [&str; 4] = [
-    crate::events::JOB_TRANSITION,
-    crate::events::JOB_SUBJOB_FAILED,
-    crate::events::JOB_TIMEOUT,
-    crate::events::JOB_NOT_FOUND,
+    crate::output::event::JOB_TRANSITION,
+    crate::output::event::JOB_SUBJOB_FAILED,
+    crate::output::event::JOB_TIMEOUT,
+    crate::output::event::JOB_NOT_FOUND,
 ];
 
 /// The default `statuses` of a webhook.
@@ -165,8 +165,8 @@ pub struct Config {
 }
 
 /// Where the access key comes from (`credentials.source`): the credential
-/// chain's own [`Source`](crate::api::credentials::Source).
-pub use crate::api::credentials::Source as CredentialSourceName;
+/// chain's own [`Source`](crate::huaweicloud::credentials::Source).
+pub use crate::huaweicloud::credentials::Source as CredentialSourceName;
 
 /// The `[credentials]` section.
 #[derive(Clone, Debug, PartialEq)]

@@ -18,7 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::ids::JobId;
+use crate::job::id::JobId;
 
 /// The largest watch file read, in bytes; a larger one is refused unread.
 pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;

@@ -11,11 +11,11 @@ use clap::{Parser, Subcommand};
 
 use std::collections::BTreeMap;
 
-use crate::api::credentials::{CredentialProvider, Environment};
 use crate::config::{self, Config, LogFormat};
 use crate::daemon::{self, RunOptions};
-use crate::logging;
-use crate::state::Store;
+use crate::huaweicloud::credentials::{CredentialProvider, Environment};
+use crate::output::log;
+use crate::store::Store;
 use crate::watch;
 
 /// Exit code: success.
@@ -123,11 +123,11 @@ fn load_config(
     }
 }
 
-fn log_format(format: LogFormat) -> logging::Format {
+fn log_format(format: LogFormat) -> log::Format {
     match format {
-        LogFormat::Json => logging::Format::Json,
-        LogFormat::Text => logging::Format::Text,
-        LogFormat::Journald => logging::Format::Journald,
+        LogFormat::Json => log::Format::Json,
+        LogFormat::Text => log::Format::Text,
+        LogFormat::Journald => log::Format::Journald,
     }
 }
 
@@ -137,7 +137,7 @@ fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    if let Err(error) = logging::init(log_format(config.log().format), &config.log().level) {
+    if let Err(error) = log::init(log_format(config.log().format), &config.log().level) {
         return fail(EXIT_CONFIG, format!("log.format: {error:#}"));
     }
     // One thread runs the whole daemon: the scheduler, its calls and the
@@ -165,7 +165,7 @@ fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
     }
     runtime.block_on(async move {
         let (orders, control) = tokio::sync::mpsc::channel(1);
-        if let Err(error) = crate::signals::forward(orders.clone()) {
+        if let Err(error) = crate::daemon::signals::forward(orders.clone()) {
             return fail(
                 EXIT_SOFTWARE,
                 format!("cannot install signal handlers: {error}"),
@@ -209,7 +209,7 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
             }
             Err(error) => return fail(EXIT_CONFIG, format!("credentials: {error}")),
         };
-    if let Err(error) = crate::webhook::load_sinks(&config) {
+    if let Err(error) = crate::output::webhook::load_sinks(&config) {
         return fail(EXIT_CONFIG, error);
     }
     println!("# ecs-jobwatch check-config: {} is valid", path.display());

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use super::model::{self, Job};
+use crate::services::ecs::{self as model, Job};
 
 /// The longest `Retry-After` honoured; a larger value is clamped.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::ids::JobId;
+use crate::job::id::JobId;
 use crate::watch::Labels;
 
 /// The schema version this build writes.
@@ -56,7 +56,7 @@ const MIGRATIONS: &[&str] = &[
         finished_at INTEGER NOT NULL
     );
     CREATE INDEX durations_type ON durations (job_type, finished_at);",
-    // Version 2: the webhook outbox (see `crate::webhook`). A fact is
+    // Version 2: the webhook outbox (see `crate::output::webhook`). A fact is
     // queued once per sink, however often it is announced.
     "CREATE TABLE outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,

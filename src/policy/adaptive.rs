@@ -1,12 +1,12 @@
 //! The adaptive cadence: where to poll a running job next, learned from how
 //! long finished jobs of the same `job_type` took.
 //!
-//! A pure policy beside [`crate::cadence`]. [`History`] keeps, per
+//! A pure policy beside [`crate::policy::cadence`]. [`History`] keeps, per
 //! `job_type`, a bounded sample of the newest durations (first sighting to
 //! final observation, as the scheduler records them); [`next_gap`] turns
 //! that sample into the gap before the next poll, or answers `None` when
 //! there is not enough history, and the caller falls back to the plain
-//! [`crate::cadence::next_gap`].
+//! [`crate::policy::cadence::next_gap`].
 //!
 //! The placement rule: from the moment `t` (time since first sighting), the
 //! next gap `g` is the smallest one for which `g * P(done by t + g | not
@@ -30,7 +30,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use crate::cadence::Cadence;
+use crate::policy::cadence::Cadence;
 
 /// Durations kept per `job_type`: the newest this many.
 pub const SAMPLE_SIZE: usize = 200;

@@ -26,7 +26,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::scheduler::Stats;
-use crate::state::now_ms;
+use crate::store::now_ms;
 
 /// Jobs being tracked, by status (gauge).
 pub const JOBS_TRACKED: &str = "ecs_jobwatch_jobs_tracked";

@@ -1,0 +1,4 @@
+//! The identity of a watched job and the vocabulary shared by every
+//! service.
+
+pub mod id;

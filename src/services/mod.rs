@@ -1,0 +1,3 @@
+//! The job APIs of the Huawei Cloud job family, one adapter per file.
+
+pub mod ecs;
