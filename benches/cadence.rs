@@ -11,9 +11,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+use ecs_jobwatch::job::Status as JobStatus;
 use ecs_jobwatch::policy::adaptive::{self, History};
 use ecs_jobwatch::policy::cadence::{self, Cadence, Situation};
-use ecs_jobwatch::services::ecs::JobStatus;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 

@@ -93,7 +93,7 @@ fn classifying(c: &mut Criterion) {
 
 fn cadence_decision(c: &mut Criterion) {
     let cadence = Cadence::default();
-    let running = model::JobStatus::Running;
+    let running = ecs_jobwatch::job::Status::Running;
     c.bench_function("cadence_next_gap", |b| {
         b.iter(|| {
             cadence::next_gap(

@@ -20,6 +20,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use ecs_jobwatch::job::JobKey;
 use ecs_jobwatch::job::id::JobId;
 use ecs_jobwatch::store::{JobRecord, Store, Write};
 use ecs_jobwatch::watch::Labels;
@@ -57,7 +58,7 @@ fn fill_store(state_dir: &Path, jobs: usize, with_labels: bool) {
             .iter()
             .map(|&n| {
                 Write::Job(JobRecord {
-                    job_id: JobId::parse(&support::job_id(n)).expect("valid id"),
+                    key: JobKey::ecs(JobId::parse(&support::job_id(n)).expect("valid id")),
                     labels: labels(n, with_labels),
                     status: None,
                     job_type: None,

@@ -16,7 +16,6 @@ use crate::daemon::{self, RunOptions};
 use crate::huaweicloud::credentials::{CredentialProvider, Environment};
 use crate::output::log;
 use crate::store::Store;
-use crate::watch;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -137,7 +136,7 @@ fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    if let Err(error) = log::init(log_format(config.log().format), &config.log().level) {
+    if let Err(error) = log::init(log_format(config.log().format), &config.log().level, &env) {
         return fail(EXIT_CONFIG, format!("log.format: {error:#}"));
     }
     // One thread runs the whole daemon: the scheduler, its calls and the
@@ -191,7 +190,7 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let (list, problems) = watch::load(&config.watch().jobs, config.watch().dir.as_deref());
+    let (list, problems) = daemon::read_watch_list(&config);
     if let Some(problem) = problems.first() {
         for other in &problems[1..] {
             eprintln!("ecs-jobwatch: {other}");
@@ -242,7 +241,10 @@ fn status(config_path: Option<PathBuf>, json: bool) -> ExitCode {
             .iter()
             .map(|job| {
                 serde_json::json!({
-                    "job_id": job.job_id.as_str(),
+                    "job": job.key.to_string(),
+                    "job_id": job.key.id.as_str(),
+                    "service": job.key.service.as_str(),
+                    "project": job.key.project.as_str(),
                     "status": job.status,
                     "job_type": job.job_type,
                     "since": time(job.last_change.or(Some(job.tracked_since))),
@@ -257,14 +259,16 @@ fn status(config_path: Option<PathBuf>, json: bool) -> ExitCode {
         return ExitCode::from(EXIT_OK);
     }
     println!(
-        "{:<34} {:<16} {:<21} {:>6} {:<21} LABELS",
-        "JOB", "STATUS", "SINCE", "POLLS", "NEXT POLL"
+        "{:<34} {:<8} {:<12} {:<16} {:<21} {:>6} {:<21} LABELS",
+        "JOB", "SERVICE", "PROJECT", "STATUS", "SINCE", "POLLS", "NEXT POLL"
     );
     for job in &jobs {
         let labels: Vec<String> = job.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!(
-            "{:<34} {:<16} {:<21} {:>6} {:<21} {}",
-            job.job_id.as_str(),
+            "{:<34} {:<8} {:<12} {:<16} {:<21} {:>6} {:<21} {}",
+            job.key.id.as_str(),
+            job.key.service.as_str(),
+            job.key.project.as_str(),
             job.status.as_deref().unwrap_or("-"),
             time(job.last_change.or(Some(job.tracked_since))).unwrap_or_default(),
             job.polls,

@@ -7,10 +7,11 @@
 //! here: files, the state store, credentials, the HTTP client; decisions
 //! live in the scheduler and the policies it calls.
 
+mod legacy;
 pub mod signals;
 pub mod systemd;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,12 +24,17 @@ use crate::huaweicloud::client::{Client, ClientConfig};
 use crate::huaweicloud::credentials::{
     self, CredentialProvider, CredentialsConfig, Environment, Source,
 };
+use crate::job::{JobKey, Labels, ProjectName};
 use crate::output::event;
-use crate::output::webhook::{self, Deliveries, SinkFilter};
+use crate::output::log;
+use crate::output::sink::SinkFilter;
+use crate::output::webhook::{self, Deliveries};
 use crate::policy::cadence::Cadence;
-use crate::scheduler::{self, Command, Observer, Poller, Settings, Stats};
+use crate::scheduler::observe::ProjectInfo;
+use crate::scheduler::{self, Command, Observer, Settings};
+use crate::services::Poller;
 use crate::store::{StateError, Store, Writer, db_path, now_ms};
-use crate::telemetry;
+use crate::telemetry::{self, Stats};
 use crate::watch::{self, WatchList};
 
 /// How often `watch.dir` is scanned for changes.
@@ -114,7 +120,7 @@ pub fn credential_provider(
     let (provider, warnings) = CredentialProvider::new(&credentials_config(config), env)
         .map_err(|error| DaemonError::Config(format!("credentials: {error}")))?;
     for warning in warnings {
-        event::credentials_warning(&warning).emit();
+        log::announce(&event::credentials_warning(&warning));
     }
     Ok(provider)
 }
@@ -156,10 +162,29 @@ fn settings(config: &Config, project_id: &str) -> Settings {
         requests_per_second: limits.requests_per_second,
         burst: limits.burst,
         max_in_flight: limits.max_in_flight,
-        project_id: project_id.to_string(),
+        projects: projects(config, project_id),
         adaptive: poll.adaptive,
-        webhooks: SinkFilter::all(config),
+        sinks: config
+            .webhooks()
+            .iter()
+            .map(|webhook| SinkFilter {
+                sink: webhook.url.to_string(),
+                events: webhook.events.clone(),
+                statuses: webhook.statuses.clone(),
+            })
+            .collect(),
     }
+}
+
+/// What events say about each project.
+fn projects(config: &Config, project_id: &str) -> HashMap<ProjectName, ProjectInfo> {
+    HashMap::from([(
+        ProjectName::default(),
+        ProjectInfo {
+            project_id: Arc::from(project_id),
+            region: config.region().map(Arc::from),
+        },
+    )])
 }
 
 fn client(
@@ -176,11 +201,23 @@ fn client(
         .map_err(|error| DaemonError::Config(format!("cloud.endpoint: {error}")))
 }
 
+/// Reads the watch list of a configuration, with every problem.
+pub fn read_watch_list(config: &Config) -> (WatchList, Vec<watch::Problem>) {
+    let jobs: Vec<(JobKey, Labels)> = config
+        .watch()
+        .jobs
+        .iter()
+        .map(|id| (JobKey::ecs(id.clone()), Labels::new()))
+        .collect();
+    let projects = [ProjectName::default()];
+    watch::load(&jobs, config.watch().dir.as_deref(), &projects)
+}
+
 /// Reads the watch list of a configuration, emitting every problem.
 pub fn load_watch_list(config: &Config) -> WatchList {
-    let (list, problems) = watch::load(&config.watch().jobs, config.watch().dir.as_deref());
+    let (list, problems) = read_watch_list(config);
     for problem in problems {
-        event::watch_problem(&problem.to_string()).emit();
+        log::announce(&event::watch_problem(&problem.to_string()));
     }
     list
 }
@@ -208,7 +245,9 @@ pub async fn run(
     let (outbox_committed, outbox_wake) = signal::channel(0u64);
     let writer = Writer::start_with_outbox_hook(
         store,
-        Box::new(|error| event::state_error(&error.to_string()).emit()),
+        Box::new(|error| {
+            log::announce(&event::state_error(&error.to_string()));
+        }),
         Box::new(move || outbox_committed.send_modify(|n| *n = n.wrapping_add(1))),
     );
     let deliveries = Deliveries::start(db_path(&state_dir), sinks, outbox_wake.clone())
@@ -219,11 +258,13 @@ pub async fn run(
     // start instead of going unnoticed.
     let metrics = match config.metrics().listen {
         Some(addr) => {
-            let handle = telemetry::install()
+            let handle = telemetry::http::install()
                 .map_err(|error| DaemonError::Internal(format!("metrics: {error:#}")))?;
-            let listener = telemetry::bind(addr).await.map_err(DaemonError::Config)?;
+            let listener = telemetry::http::bind(addr)
+                .await
+                .map_err(DaemonError::Config)?;
             if let Ok(bound) = listener.local_addr() {
-                event::metrics_listening(&bound.to_string()).emit();
+                log::announce(&event::metrics_listening(&bound.to_string()));
             }
             Some((handle, listener))
         }
@@ -234,7 +275,7 @@ pub async fn run(
     let mut fingerprint = config.watch().dir.as_deref().map(watch::fingerprint);
     let handle = scheduler::spawn(scheduler::Start {
         settings: settings(&config, &project_id),
-        poller: Arc::new(client.clone()),
+        poller: Arc::new(legacy::EcsPoller(client.clone())),
         writer,
         records,
         announced,
@@ -247,13 +288,18 @@ pub async fn run(
     release_freed_memory();
     let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();
     let metrics_task = metrics.map(|(prometheus, listener)| {
-        let health = Arc::new(telemetry::Health::new(stats.clone()));
-        tokio::spawn(telemetry::serve(listener, prometheus, health, async {
-            let _ = metrics_stopped.await;
-        }))
+        let health = Arc::new(telemetry::http::Health::new(stats.clone()));
+        tokio::spawn(telemetry::http::serve(
+            listener,
+            prometheus,
+            health,
+            async {
+                let _ = metrics_stopped.await;
+            },
+        ))
     });
     // The scheduler has applied the watch list before it answers anything.
-    event::daemon_started(watch_list_len(&stats)).emit();
+    log::announce(&event::daemon_started(watch_list_len(&stats)));
     if let Some(ready) = options.ready {
         let _ = ready.send(stats.clone());
     }
@@ -327,7 +373,7 @@ pub async fn run(
     }
 
     notifier.stopping();
-    event::daemon_stopping(watch_list_len(&stats)).emit();
+    log::announce(&event::daemon_stopping(watch_list_len(&stats)));
     let _ = metrics_stop.send(());
     if let Some(task) = metrics_task {
         // A scraper holding its connection open must not hold up the stop.
@@ -408,7 +454,7 @@ impl Current {
             Some(path) => match Config::load(path, env_map) {
                 Ok(config) => config,
                 Err(error) => {
-                    event::daemon_reload_failed(tracked, &error.to_string()).emit();
+                    log::announce(&event::daemon_reload_failed(tracked, &error.to_string()));
                     return;
                 }
             },
@@ -417,7 +463,7 @@ impl Current {
         let sinks = match webhook::load_sinks(&config) {
             Ok(sinks) => sinks,
             Err(error) => {
-                event::daemon_reload_failed(tracked, &error).emit();
+                log::announce(&event::daemon_reload_failed(tracked, &error));
                 return;
             }
         };
@@ -441,26 +487,29 @@ impl Current {
                 Ok((new_provider, new_project, client)) => {
                     provider = new_provider;
                     project_id = new_project;
-                    poller = Some(Arc::new(client));
+                    poller = Some(Arc::new(legacy::EcsPoller(client)));
                 }
                 Err(error) => {
-                    event::daemon_reload_failed(tracked, &error.to_string()).emit();
+                    log::announce(&event::daemon_reload_failed(tracked, &error.to_string()));
                     return;
                 }
             }
         } else if let Err(error) = provider.reload(&env) {
-            event::daemon_reload_failed(tracked, &format!("credentials: {error}")).emit();
+            log::announce(&event::daemon_reload_failed(
+                tracked,
+                &format!("credentials: {error}"),
+            ));
             return;
         }
         if let Err(error) = self.restart_deliveries(sinks).await {
-            event::daemon_reload_failed(tracked, &error).emit();
+            log::announce(&event::daemon_reload_failed(tracked, &error));
             return;
         }
         if config.log().level != self.config.log().level {
             crate::output::log::set_level(&config.log().level);
         }
         handle.send(Command::Reconfigure {
-            settings: settings(&config, &project_id),
+            settings: Box::new(settings(&config, &project_id)),
             poller,
         });
         handle.send(Command::WatchList(load_watch_list(&config)));
@@ -474,7 +523,7 @@ impl Current {
             let _ = wait.await;
         }
         release_freed_memory();
-        event::daemon_reloaded(watch_list_len(&handle.stats)).emit();
+        log::announce(&event::daemon_reloaded(watch_list_len(&handle.stats)));
     }
 
     /// Replaces the delivery tasks when the sinks changed (never two tasks

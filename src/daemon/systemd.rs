@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-use crate::scheduler::Stats;
+use crate::telemetry::Stats;
 
 /// Talks to the service manager when there is one.
 #[derive(Clone, Copy, Debug)]
@@ -127,7 +127,7 @@ impl Monitor {
             }
             _ => 0,
         };
-        let last_error = stats.last_error.lock().ok().and_then(|last| *last);
+        let last_error = stats.last_error();
         status_line(
             stats.tracked.load(Ordering::Relaxed),
             stats.pending_payment.load(Ordering::Relaxed),

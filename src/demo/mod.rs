@@ -18,7 +18,6 @@ use crate::config::Config;
 use crate::daemon::{self, Control, RunOptions};
 use crate::output::event::{self, Event};
 use crate::output::log;
-use crate::services::ecs::JobStatus;
 use crate::sim::{self, Scenario};
 
 /// The demo's scenario.
@@ -36,7 +35,7 @@ struct Outcome {
 
 /// Runs the demo; the exit code of the `demo` command.
 pub fn main() -> ExitCode {
-    if let Err(error) = log::init(log::Format::Brief, "info") {
+    if let Err(error) = log::init(log::Format::Brief, "info", &BTreeMap::new()) {
         eprintln!("ecs-jobwatch: {error:#}");
         return ExitCode::from(70);
     }
@@ -74,7 +73,7 @@ async fn demo() -> anyhow::Result<()> {
             let done = job
                 .timeline
                 .iter()
-                .find(|entry| JobStatus::parse(&entry.status).is_final())
+                .find(|entry| crate::job::Status::parse(&entry.status).is_final())
                 .map_or(Duration::ZERO, |entry| entry.at);
             (job.id.clone(), job.job_type.clone(), done)
         })
@@ -145,16 +144,15 @@ format = "text"
         let outcomes = outcomes.clone();
         let expected = jobs.len();
         move |event: &Event| {
-            let Some(job_id) = event.fields.get("job_id").and_then(|v| v.as_str()) else {
+            let Some(job) = event.job() else {
                 return;
             };
-            let final_status = match event.name {
+            let job_id = job.key.to_string();
+            let final_status = match event.name() {
                 event::JOB_TRANSITION => event
-                    .fields
-                    .get("status")
-                    .and_then(|v| v.as_str())
-                    .filter(|s| JobStatus::parse(s).is_final())
-                    .map(str::to_string),
+                    .status()
+                    .filter(|status| status.is_final())
+                    .map(|status| status.as_str().to_string()),
                 event::JOB_NOT_FOUND => Some("NOT_FOUND".to_string()),
                 _ => None,
             };
@@ -165,7 +163,7 @@ format = "text"
                 return;
             };
             outcomes.insert(
-                job_id.to_string(),
+                job_id,
                 Outcome {
                     final_status: Some(final_status),
                     announced_at: Some(started.elapsed()),

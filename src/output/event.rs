@@ -1,19 +1,19 @@
-//! Every event of the contract, in one place: names, levels, fields and
-//! the stable `event_id` of each fact.
+//! Every event of the contract, as typed values: names, levels, fields,
+//! and the stable `event_id` of each fact.
 //!
-//! An event is a typed value. [`Event::emit`] hands it to `tracing` as the
-//! event name, a human message and one field carrying the structured fields
-//! as JSON; the output layer (see [`crate::output::log`]) puts those fields at
-//! the top level of the JSON line. Alert rules match on `event` and the
-//! fields, never on `message`.
+//! An [`Event`] is built by the constructors below, carries its fields as
+//! typed values (a status is a [`Status`], labels a map, ids a list), and
+//! is turned into text exactly once, by [`crate::output::render`], when it
+//! is announced: the same JSON text goes to stdout and to the outbox of
+//! every sink. Nothing parses an event back. Alert rules match on `event`
+//! and the fields, never on `message`.
 
-use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
-use tracing::Level;
 
-use crate::job::id::JobId;
-use crate::services::ecs::{Job, JobStatus, SubJob};
-use crate::watch::Labels;
+use crate::job::{JobKey, Labels, Service, Status};
+use crate::policy::error_lines::ApiErrorReport;
 
 /// `job.transition`: the status differs from the last one recorded.
 pub const JOB_TRANSITION: &str = "job.transition";
@@ -21,11 +21,11 @@ pub const JOB_TRANSITION: &str = "job.transition";
 pub const JOB_SUBJOB_FAILED: &str = "job.subjob_failed";
 /// `job.timeout`: INIT/RUNNING for longer than `poll.job_timeout`.
 pub const JOB_TIMEOUT: &str = "job.timeout";
-/// `job.not_found`: never seen and still 404 after the grace, or vanished.
+/// `job.not_found`: never seen and still unknown after the grace, or vanished.
 pub const JOB_NOT_FOUND: &str = "job.not_found";
 /// `api.error`: the API could not be used (rate-limited lines).
 pub const API_ERROR: &str = "api.error";
-/// `notify.dropped`: a webhook delivery gave up.
+/// `notify.dropped`: a delivery to a sink gave up.
 pub const NOTIFY_DROPPED: &str = "notify.dropped";
 /// `daemon.started`.
 pub const DAEMON_STARTED: &str = "daemon.started";
@@ -41,131 +41,266 @@ pub const WATCH_PROBLEM: &str = "watch.problem";
 pub const STATE_ERROR: &str = "state.error";
 /// Extension: a warning about credentials (for example file permissions).
 pub const CREDENTIALS_WARNING: &str = "credentials.warning";
-
 /// Extension: the metrics listener is bound.
 pub const METRICS_LISTENING: &str = "metrics.listening";
+/// A line from a library (rustls, hyper, ...), not an event of ours.
+pub const LOG: &str = "log";
 
-/// The tracing field that carries the structured fields as JSON text.
-pub const FIELDS_JSON: &str = "fields_json";
-/// The tracing field that carries the time of an announcement, so that the
-/// log line and a webhook body of one event say the same time.
-pub const TIMESTAMP: &str = "timestamp";
+/// Every event name this build emits, in the README's order (the journal's
+/// `MESSAGE_ID` table and the metrics' label set follow it).
+pub const NAMES: [&str; 14] = [
+    JOB_TRANSITION,
+    JOB_SUBJOB_FAILED,
+    JOB_TIMEOUT,
+    JOB_NOT_FOUND,
+    API_ERROR,
+    NOTIFY_DROPPED,
+    DAEMON_STARTED,
+    DAEMON_RELOADED,
+    DAEMON_RELOAD_FAILED,
+    DAEMON_STOPPING,
+    WATCH_PROBLEM,
+    STATE_ERROR,
+    CREDENTIALS_WARNING,
+    METRICS_LISTENING,
+];
 
-/// One event, ready to be emitted.
+/// The severity of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Something failed.
+    Error,
+    /// Something needs attention.
+    Warn,
+    /// For the record.
+    Info,
+    /// Detail for debugging.
+    Debug,
+}
+
+impl Level {
+    /// The contract's name: `ERROR`, `WARN`, `INFO`, `DEBUG`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN",
+            Level::Info => "INFO",
+            Level::Debug => "DEBUG",
+        }
+    }
+
+    /// The syslog priority: 3, 4, 6, 7.
+    pub fn priority(self) -> u8 {
+        match self {
+            Level::Error => 3,
+            Level::Warn => 4,
+            Level::Info => 6,
+            Level::Debug => 7,
+        }
+    }
+}
+
+/// The job an event is about, and what every job event says of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRef {
+    /// Project, service and job id.
+    pub key: JobKey,
+    /// The project id of the project.
+    pub project_id: Arc<str>,
+    /// The project's region, when known.
+    pub region: Option<Arc<str>>,
+    /// The job's labels.
+    pub labels: Arc<Labels>,
+}
+
+/// One event, ready to be announced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
-    /// The event name, one of the constants above.
-    pub name: &'static str,
     /// INFO, WARN or ERROR.
     pub level: Level,
     /// A human sentence.
     pub message: String,
-    /// The fields beyond the common ones, in contract order.
-    pub fields: Map<String, Value>,
+    /// What happened, with its fields.
+    pub kind: Kind,
+}
+
+/// What an event says, by event name.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    /// `job.transition`.
+    Transition(Box<Transition>),
+    /// `job.subjob_failed`.
+    SubjobFailed(Box<SubjobFailed>),
+    /// `job.timeout`.
+    Timeout(Box<Timeout>),
+    /// `job.not_found`.
+    NotFound(Box<NotFound>),
+    /// `api.error`.
+    ApiError(ApiErrorReport),
+    /// `notify.dropped`.
+    NotifyDropped(NotifyDropped),
+    /// `daemon.*`.
+    Lifecycle(Lifecycle),
+    /// The extensions with one text field: `watch.problem`, `state.error`,
+    /// `credentials.warning`, `metrics.listening`.
+    Note {
+        /// The event name.
+        name: &'static str,
+        /// The field's name.
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
+}
+
+/// The fields of `job.transition`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// The job.
+    pub job: JobRef,
+    /// The new status.
+    pub status: Status,
+    /// The status word as the service sent it.
+    pub service_status: String,
+    /// The last recorded status (`None` at the first sighting).
+    pub previous: Option<Status>,
+    /// The operation.
+    pub job_type: Option<String>,
+    /// When the job began, as sent.
+    pub begin_time: Option<String>,
+    /// When it ended, as sent.
+    pub end_time: Option<String>,
+    /// The error code of a failed job.
+    pub error_code: Option<String>,
+    /// Why it failed.
+    pub fail_reason: Option<String>,
+    /// What the job made or changed.
+    pub resource_ids: Vec<String>,
+    /// Server ids (ECS and BMS).
+    pub server_ids: Vec<String>,
+    /// `sub_jobs_total`, when the service says it.
+    pub sub_jobs_total: Option<u64>,
+    /// Sub-jobs in FAIL.
+    pub sub_jobs_failed: u64,
+    /// The fact's id.
+    pub event_id: String,
+}
+
+/// The fields of `job.subjob_failed`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubjobFailed {
+    /// The job.
+    pub job: JobRef,
+    /// The sub-job's own id.
+    pub sub_job_id: Option<String>,
+    /// The server it made.
+    pub server_id: Option<String>,
+    /// The NIC it made.
+    pub nic_id: Option<String>,
+    /// Its error code.
+    pub error_code: Option<String>,
+    /// Why it failed.
+    pub fail_reason: Option<String>,
+    /// What it made or changed.
+    pub resource_ids: Vec<String>,
+    /// The fact's id.
+    pub event_id: String,
+}
+
+/// The fields of `job.timeout`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timeout {
+    /// The job.
+    pub job: JobRef,
+    /// Its status.
+    pub status: Status,
+    /// How long it has had that status.
+    pub elapsed_s: u64,
+    /// The fact's id.
+    pub event_id: String,
+}
+
+/// The fields of `job.not_found`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotFound {
+    /// The job.
+    pub job: JobRef,
+    /// The last status seen (`None`: never seen).
+    pub last_status: Option<Status>,
+    /// The fact's id.
+    pub event_id: String,
+}
+
+/// The fields of `notify.dropped`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotifyDropped {
+    /// The sink's name.
+    pub sink: String,
+    /// Where it delivers: a webhook URL or an SMN topic URN.
+    pub url: String,
+    /// The event given up.
+    pub event_id: String,
+    /// How often it was tried.
+    pub attempts: u64,
+    /// The last error.
+    pub error: String,
+}
+
+/// The fields of the `daemon.*` events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lifecycle {
+    /// Which one.
+    pub name: &'static str,
+    /// Jobs being polled.
+    pub jobs_tracked: usize,
+    /// What went wrong (`daemon.reload_failed`).
+    pub error: Option<String>,
 }
 
 impl Event {
-    fn new(name: &'static str, level: Level, message: String) -> Event {
-        Event {
-            name,
-            level,
-            message,
-            fields: Map::new(),
+    /// The event name.
+    pub fn name(&self) -> &'static str {
+        match &self.kind {
+            Kind::Transition(_) => JOB_TRANSITION,
+            Kind::SubjobFailed(_) => JOB_SUBJOB_FAILED,
+            Kind::Timeout(_) => JOB_TIMEOUT,
+            Kind::NotFound(_) => JOB_NOT_FOUND,
+            Kind::ApiError(_) => API_ERROR,
+            Kind::NotifyDropped(_) => NOTIFY_DROPPED,
+            Kind::Lifecycle(lifecycle) => lifecycle.name,
+            Kind::Note { name, .. } => name,
         }
     }
 
-    fn with(mut self, key: &str, value: impl Into<Value>) -> Event {
-        self.fields.insert(key.to_string(), value.into());
-        self
-    }
-
-    /// The `event_id` field, when the event has one.
+    /// The `event_id`, for the events that carry one (job events).
     pub fn event_id(&self) -> Option<&str> {
-        self.fields.get("event_id").and_then(Value::as_str)
-    }
-
-    /// Emits the event through `tracing`, stamped now.
-    pub fn emit(&self) {
-        self.emit_at(&timestamp_now());
-    }
-
-    /// Emits the event through `tracing` with a given `timestamp` (RFC
-    /// 3339), so that a copy of the line built elsewhere (a webhook body,
-    /// see [`Event::to_json`]) carries the very same time.
-    pub fn emit_at(&self, timestamp: &str) {
-        let fields = Value::Object(self.fields.clone()).to_string();
-        let fields = fields.as_str();
-        let message = self.message.as_str();
-        let name = self.name;
-        match self.level {
-            Level::ERROR => {
-                tracing::error!(event = name, timestamp, fields_json = fields, "{message}")
-            }
-            Level::WARN => {
-                tracing::warn!(event = name, timestamp, fields_json = fields, "{message}")
-            }
-            Level::INFO => {
-                tracing::info!(event = name, timestamp, fields_json = fields, "{message}")
-            }
-            Level::DEBUG => {
-                tracing::debug!(event = name, timestamp, fields_json = fields, "{message}")
-            }
-            Level::TRACE => {
-                tracing::trace!(event = name, timestamp, fields_json = fields, "{message}")
-            }
+        match &self.kind {
+            Kind::Transition(t) => Some(&t.event_id),
+            Kind::SubjobFailed(s) => Some(&s.event_id),
+            Kind::Timeout(t) => Some(&t.event_id),
+            Kind::NotFound(n) => Some(&n.event_id),
+            _ => None,
         }
     }
 
-    /// The JSON object of the event's log line at `timestamp`: exactly what
-    /// `log.format = "json"` prints, built by the same [`line_object`].
-    pub fn to_json(&self, timestamp: &str) -> Value {
-        Value::Object(line_object(
-            timestamp,
-            level_name(&self.level),
-            self.name,
-            &self.message,
-            self.fields.clone(),
-        ))
+    /// The job a job event is about.
+    pub fn job(&self) -> Option<&JobRef> {
+        match &self.kind {
+            Kind::Transition(t) => Some(&t.job),
+            Kind::SubjobFailed(s) => Some(&s.job),
+            Kind::Timeout(t) => Some(&t.job),
+            Kind::NotFound(n) => Some(&n.job),
+            _ => None,
+        }
     }
-}
 
-/// The current time as the `timestamp` of a line: RFC 3339, UTC,
-/// milliseconds.
-pub fn timestamp_now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// The contract's name of a level.
-pub fn level_name(level: &Level) -> &'static str {
-    match *level {
-        Level::ERROR => "ERROR",
-        Level::WARN => "WARN",
-        Level::INFO => "INFO",
-        Level::DEBUG => "DEBUG",
-        Level::TRACE => "TRACE",
+    /// The new status of a `job.transition`.
+    pub fn status(&self) -> Option<&Status> {
+        match &self.kind {
+            Kind::Transition(t) => Some(&t.status),
+            _ => None,
+        }
     }
-}
-
-/// The JSON object of one line: `timestamp`, `level`, `event`, `message`,
-/// then the fields at the top level in their order (a field never replaces
-/// one of the four common ones). The log output and webhook bodies both
-/// come from here, so the two cannot drift apart.
-pub fn line_object(
-    timestamp: &str,
-    level: &str,
-    event: &str,
-    message: &str,
-    fields: Map<String, Value>,
-) -> Map<String, Value> {
-    let mut object = Map::with_capacity(fields.len() + 4);
-    object.insert("timestamp".into(), Value::String(timestamp.to_string()));
-    object.insert("level".into(), Value::String(level.to_string()));
-    object.insert("event".into(), Value::String(event.to_string()));
-    object.insert("message".into(), Value::String(message.to_string()));
-    for (key, value) in fields {
-        object.entry(key).or_insert(value);
-    }
-    object
 }
 
 /// A stable id for one fact: the first 128 bits of SHA-256 over its parts,
@@ -180,160 +315,167 @@ pub fn fact_id(parts: &[&str]) -> String {
     hex::encode(&digest[..16])
 }
 
-fn labels_value(labels: &Labels) -> Value {
-    Value::Object(
-        labels
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect(),
-    )
-}
-
-fn opt(value: Option<&str>) -> Value {
-    value.map_or(Value::Null, |v| Value::String(v.to_string()))
+/// The id of a fact about a job: `event` and the job, then `parts`. An ECS
+/// job of the default project hashes exactly as before projects and
+/// services existed (so an upgrade re-announces nothing); every other job
+/// hashes its project and service in as well, so equal job ids of two
+/// services never collide.
+fn job_fact_id(event: &str, key: &JobKey, parts: &[&str]) -> String {
+    let mut all: Vec<&str> = Vec::with_capacity(parts.len() + 4);
+    all.push(event);
+    if !(key.project.is_default() && key.service == Service::Ecs) {
+        all.push(key.project.as_str());
+        all.push(key.service.as_str());
+    }
+    all.push(key.id.as_str());
+    all.extend_from_slice(parts);
+    fact_id(&all)
 }
 
 /// The level of a transition into `status`.
-pub fn transition_level(status: &JobStatus) -> Level {
+pub fn transition_level(status: &Status) -> Level {
     match status {
-        JobStatus::Fail => Level::ERROR,
-        JobStatus::PendingPayment => Level::WARN,
-        _ => Level::INFO,
+        Status::Fail => Level::Error,
+        Status::PendingPayment => Level::Warn,
+        _ => Level::Info,
     }
 }
 
-/// What a transition event needs beyond the job body.
+/// `jobs` with the right plural: "1 job", "3 jobs".
+pub fn jobs(count: usize) -> String {
+    if count == 1 {
+        "1 job".to_string()
+    } else {
+        format!("{count} jobs")
+    }
+}
+
+/// What a transition needs beyond the job and the answer.
 #[derive(Clone, Copy, Debug)]
 pub struct TransitionContext<'a> {
-    /// The job.
-    pub job_id: &'a JobId,
-    /// The project the job belongs to.
-    pub project_id: &'a str,
     /// The last recorded status (`None` at the first sighting).
-    pub previous: Option<&'a str>,
-    /// How many transitions of this job were recorded before this one; part
-    /// of the fact, so a status that comes back is a new fact.
+    pub previous: Option<&'a Status>,
+    /// How many transitions of this job were recorded before this one;
+    /// part of the fact, so a status that comes back is a new fact.
     pub sequence: u32,
-    /// The job's labels.
-    pub labels: &'a Labels,
 }
 
 /// `job.transition`.
-pub fn job_transition(context: TransitionContext<'_>, status: &JobStatus, job: &Job) -> Event {
-    let job_id = context.job_id.as_str();
+pub fn job_transition(
+    job: JobRef,
+    context: TransitionContext<'_>,
+    view: &crate::job::JobView,
+) -> Event {
+    let status = view.status.clone();
     let sequence = context.sequence.to_string();
-    let event_id = fact_id(&[
+    let previous = context.previous.map(Status::as_str).unwrap_or("");
+    let event_id = job_fact_id(
         JOB_TRANSITION,
-        job_id,
-        context.previous.unwrap_or(""),
-        status.as_str(),
-        &sequence,
-    ]);
+        &job.key,
+        &[previous, status.as_str(), &sequence],
+    );
     let message = match context.previous {
-        Some(previous) => format!("job {job_id} is now {status} (was {previous})"),
-        None => format!("job {job_id} is {status}"),
+        Some(previous) => format!("job {} is now {status} (was {previous})", job.key),
+        None => format!("job {} is {status}", job.key),
     };
-    let failed = job.sub_jobs_failed();
-    Event::new(JOB_TRANSITION, transition_level(status), message)
-        .with("job_id", job_id)
-        .with("status", status.as_str())
-        .with("previous_status", opt(context.previous))
-        .with("job_type", opt(job.job_type.as_deref()))
-        .with("project_id", context.project_id)
-        .with("begin_time", opt(job.begin_time.as_deref()))
-        .with("end_time", opt(job.end_time.as_deref()))
-        .with("error_code", opt(job.error_code.as_deref()))
-        .with("fail_reason", opt(job.fail_reason.as_deref()))
-        .with("server_ids", json!(job.server_ids()))
-        .with(
-            "sub_jobs_total",
-            job.sub_jobs_total.map_or(Value::Null, Value::from),
-        )
-        .with("sub_jobs_failed", failed)
-        .with("labels", labels_value(context.labels))
-        .with("event_id", event_id)
+    Event {
+        level: transition_level(&status),
+        message,
+        kind: Kind::Transition(Box::new(Transition {
+            job,
+            status,
+            service_status: view.service_status.clone(),
+            previous: context.previous.cloned(),
+            job_type: view.job_type.clone(),
+            begin_time: view.begin_time.clone(),
+            end_time: view.end_time.clone(),
+            error_code: view.error_code.clone(),
+            fail_reason: view.fail_reason.clone(),
+            resource_ids: view.resource_ids.clone(),
+            server_ids: view.server_ids.clone(),
+            sub_jobs_total: view.sub_jobs_total,
+            sub_jobs_failed: view.sub_jobs_failed() as u64,
+            event_id,
+        })),
+    }
 }
 
-/// The key that identifies a sub-job within its job: its id, else its
-/// position.
-pub fn sub_job_key(sub_job: &SubJob, index: usize) -> String {
-    sub_job
-        .job_id
-        .clone()
-        .unwrap_or_else(|| format!("#{index}"))
+/// The `event_id` of a sub-job's failure: the same for the same sub-job
+/// of the same job, whenever it is seen.
+pub fn subjob_failed_id(key: &JobKey, sub_job_key: &str) -> String {
+    job_fact_id(JOB_SUBJOB_FAILED, key, &[sub_job_key])
 }
 
 /// `job.subjob_failed`.
-pub fn job_subjob_failed(job_id: &JobId, sub_job: &SubJob, key: &str, labels: &Labels) -> Event {
-    let event_id = fact_id(&[JOB_SUBJOB_FAILED, job_id.as_str(), key]);
-    let reason = sub_job.reason();
-    let message = match reason {
-        Some(reason) => format!("sub-job {key} of job {job_id} failed: {reason}"),
-        None => format!("sub-job {key} of job {job_id} failed"),
+pub fn job_subjob_failed(job: JobRef, sub_job: &crate::job::SubJobView) -> Event {
+    let event_id = subjob_failed_id(&job.key, &sub_job.key);
+    let message = match &sub_job.fail_reason {
+        Some(reason) => format!(
+            "sub-job {} of job {} failed: {reason}",
+            sub_job.key, job.key
+        ),
+        None => format!("sub-job {} of job {} failed", sub_job.key, job.key),
     };
-    Event::new(JOB_SUBJOB_FAILED, Level::ERROR, message)
-        .with("job_id", job_id.as_str())
-        .with("sub_job_id", opt(sub_job.job_id.as_deref()))
-        .with("server_id", opt(sub_job.server_id.as_deref()))
-        .with("nic_id", opt(sub_job.nic_id.as_deref()))
-        .with("error_code", opt(sub_job.error_code.as_deref()))
-        .with("fail_reason", opt(reason))
-        .with("labels", labels_value(labels))
-        .with("event_id", event_id)
+    Event {
+        level: Level::Error,
+        message,
+        kind: Kind::SubjobFailed(Box::new(SubjobFailed {
+            job,
+            sub_job_id: sub_job.job_id.clone(),
+            server_id: sub_job.server_id.clone(),
+            nic_id: sub_job.nic_id.clone(),
+            error_code: sub_job.error_code.clone(),
+            fail_reason: sub_job.fail_reason.clone(),
+            resource_ids: sub_job.resource_ids.clone(),
+            event_id,
+        })),
+    }
 }
 
 /// `job.timeout`.
-pub fn job_timeout(job_id: &JobId, status: &JobStatus, elapsed_s: u64, labels: &Labels) -> Event {
-    let event_id = fact_id(&[JOB_TIMEOUT, job_id.as_str()]);
-    Event::new(
-        JOB_TIMEOUT,
-        Level::ERROR,
-        format!("job {job_id} has been {status} for {elapsed_s} s, longer than poll.job_timeout"),
-    )
-    .with("job_id", job_id.as_str())
-    .with("status", status.as_str())
-    .with("elapsed_s", elapsed_s)
-    .with("labels", labels_value(labels))
-    .with("event_id", event_id)
+pub fn job_timeout(job: JobRef, status: &Status, elapsed_s: u64) -> Event {
+    let event_id = job_fact_id(JOB_TIMEOUT, &job.key, &[]);
+    let message = format!(
+        "job {} has been {status} for {elapsed_s} s, longer than poll.job_timeout",
+        job.key
+    );
+    Event {
+        level: Level::Error,
+        message,
+        kind: Kind::Timeout(Box::new(Timeout {
+            job,
+            status: status.clone(),
+            elapsed_s,
+            event_id,
+        })),
+    }
 }
 
 /// `job.not_found`.
-pub fn job_not_found(job_id: &JobId, last_status: Option<&str>, labels: &Labels) -> Event {
-    let event_id = fact_id(&[JOB_NOT_FOUND, job_id.as_str(), last_status.unwrap_or("")]);
+pub fn job_not_found(job: JobRef, last_status: Option<&Status>) -> Event {
+    let last = last_status.map(Status::as_str).unwrap_or("");
+    let event_id = job_fact_id(JOB_NOT_FOUND, &job.key, &[last]);
     let message = match last_status {
-        Some(status) => format!("job {job_id} vanished while {status}; tracking ends"),
-        None => format!("job {job_id} was never found; tracking ends"),
+        Some(status) => format!("job {} vanished while {status}; tracking ends", job.key),
+        None => format!("job {} was never found; tracking ends", job.key),
     };
-    Event::new(JOB_NOT_FOUND, Level::ERROR, message)
-        .with("job_id", job_id.as_str())
-        .with("last_status", opt(last_status))
-        .with("labels", labels_value(labels))
-        .with("event_id", event_id)
-}
-
-/// What an `api.error` line reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiErrorReport {
-    /// The contract's `error_type`.
-    pub error_type: &'static str,
-    /// The HTTP status, when an answer arrived.
-    pub http_status: Option<u16>,
-    /// The error code of the body.
-    pub error_code: Option<String>,
-    /// The `X-Request-Id`.
-    pub request_id: Option<String>,
-    /// How many such errors this line stands for.
-    pub count: u64,
-    /// A short description of the latest one.
-    pub detail: String,
+    Event {
+        level: Level::Error,
+        message,
+        kind: Kind::NotFound(Box::new(NotFound {
+            job,
+            last_status: last_status.cloned(),
+            event_id,
+        })),
+    }
 }
 
 /// `api.error`: ERROR for `auth`, else WARN.
 pub fn api_error(report: &ApiErrorReport) -> Event {
     let level = if report.error_type == "auth" {
-        Level::ERROR
+        Level::Error
     } else {
-        Level::WARN
+        Level::Warn
     };
     let message = if report.count > 1 {
         format!(
@@ -343,216 +485,121 @@ pub fn api_error(report: &ApiErrorReport) -> Event {
     } else {
         format!("API error of type {}: {}", report.error_type, report.detail)
     };
-    Event::new(API_ERROR, level, message)
-        .with("error_type", report.error_type)
-        .with(
-            "http_status",
-            report.http_status.map_or(Value::Null, Value::from),
-        )
-        .with("error_code", opt(report.error_code.as_deref()))
-        .with("request_id", opt(report.request_id.as_deref()))
-        .with("count", report.count)
+    Event {
+        level,
+        message,
+        kind: Kind::ApiError(report.clone()),
+    }
 }
 
 /// `notify.dropped`.
-pub fn notify_dropped(url: &str, event_id: &str, attempts: u64, error: &str) -> Event {
-    Event::new(
-        NOTIFY_DROPPED,
-        Level::ERROR,
-        format!("gave up delivering event {event_id} to {url} after {attempts} attempts: {error}"),
-    )
-    .with("url", url)
-    .with("event_id", event_id)
-    .with("attempts", attempts)
-    .with("error", error)
+pub fn notify_dropped(sink: &str, url: &str, event_id: &str, attempts: u64, error: &str) -> Event {
+    Event {
+        level: Level::Error,
+        message: format!(
+            "gave up delivering event {event_id} to {sink} ({url}) after {attempts} attempts: {error}"
+        ),
+        kind: Kind::NotifyDropped(NotifyDropped {
+            sink: sink.to_string(),
+            url: url.to_string(),
+            event_id: event_id.to_string(),
+            attempts,
+            error: error.to_string(),
+        }),
+    }
+}
+
+fn lifecycle(name: &'static str, level: Level, message: String, jobs_tracked: usize) -> Event {
+    Event {
+        level,
+        message,
+        kind: Kind::Lifecycle(Lifecycle {
+            name,
+            jobs_tracked,
+            error: None,
+        }),
+    }
 }
 
 /// `daemon.started`.
 pub fn daemon_started(jobs_tracked: usize) -> Event {
-    Event::new(
-        DAEMON_STARTED,
-        Level::INFO,
-        format!(
-            "ecs-jobwatch {} started, tracking {jobs_tracked} jobs",
-            env!("CARGO_PKG_VERSION")
-        ),
-    )
-    .with("version", env!("CARGO_PKG_VERSION"))
-    .with("jobs_tracked", jobs_tracked)
+    let message = format!(
+        "ecs-jobwatch {} started, tracking {}",
+        env!("CARGO_PKG_VERSION"),
+        jobs(jobs_tracked)
+    );
+    lifecycle(DAEMON_STARTED, Level::Info, message, jobs_tracked)
 }
 
 /// `daemon.reloaded`.
 pub fn daemon_reloaded(jobs_tracked: usize) -> Event {
-    Event::new(
-        DAEMON_RELOADED,
-        Level::INFO,
-        format!("configuration reloaded, tracking {jobs_tracked} jobs"),
-    )
-    .with("version", env!("CARGO_PKG_VERSION"))
-    .with("jobs_tracked", jobs_tracked)
+    let message = format!("configuration reloaded, tracking {}", jobs(jobs_tracked));
+    lifecycle(DAEMON_RELOADED, Level::Info, message, jobs_tracked)
 }
 
 /// `daemon.reload_failed`: the old configuration stays in force.
 pub fn daemon_reload_failed(jobs_tracked: usize, error: &str) -> Event {
-    Event::new(
-        DAEMON_RELOAD_FAILED,
-        Level::ERROR,
-        format!("reload failed, the previous configuration stays in force: {error}"),
-    )
-    .with("version", env!("CARGO_PKG_VERSION"))
-    .with("jobs_tracked", jobs_tracked)
-    .with("error", error)
+    let message = format!("reload failed, the previous configuration stays in force: {error}");
+    let mut event = lifecycle(DAEMON_RELOAD_FAILED, Level::Error, message, jobs_tracked);
+    if let Kind::Lifecycle(lifecycle) = &mut event.kind {
+        lifecycle.error = Some(error.to_string());
+    }
+    event
 }
 
 /// `daemon.stopping`.
 pub fn daemon_stopping(jobs_tracked: usize) -> Event {
-    Event::new(
-        DAEMON_STOPPING,
-        Level::INFO,
-        "ecs-jobwatch is stopping".to_string(),
-    )
-    .with("version", env!("CARGO_PKG_VERSION"))
-    .with("jobs_tracked", jobs_tracked)
+    let message = "ecs-jobwatch is stopping".to_string();
+    lifecycle(DAEMON_STOPPING, Level::Info, message, jobs_tracked)
+}
+
+fn note(
+    name: &'static str,
+    level: Level,
+    field: &'static str,
+    value: &str,
+    message: String,
+) -> Event {
+    Event {
+        level,
+        message,
+        kind: Kind::Note {
+            name,
+            field,
+            value: value.to_string(),
+        },
+    }
 }
 
 /// `watch.problem` (extension): WARN.
 pub fn watch_problem(problem: &str) -> Event {
-    Event::new(WATCH_PROBLEM, Level::WARN, format!("watch list: {problem}"))
-        .with("problem", problem)
+    let message = format!("watch list: {problem}");
+    note(WATCH_PROBLEM, Level::Warn, "problem", problem, message)
 }
 
 /// `state.error` (extension): ERROR.
 pub fn state_error(error: &str) -> Event {
-    Event::new(
-        STATE_ERROR,
-        Level::ERROR,
-        format!("cannot record state, announcements wait until it can: {error}"),
-    )
-    .with("error", error)
+    let message = format!("cannot record state, announcements wait until it can: {error}");
+    note(STATE_ERROR, Level::Error, "error", error, message)
 }
 
 /// `metrics.listening` (extension): INFO, where `/metrics` is served.
 pub fn metrics_listening(addr: &str) -> Event {
-    Event::new(
-        METRICS_LISTENING,
-        Level::INFO,
-        format!("serving /metrics, /healthz and /readyz on http://{addr}"),
-    )
-    .with("addr", addr)
+    let message = format!("serving /metrics, /healthz and /readyz on http://{addr}");
+    note(METRICS_LISTENING, Level::Info, "addr", addr, message)
 }
 
 /// `credentials.warning` (extension): WARN.
 pub fn credentials_warning(warning: &str) -> Event {
-    Event::new(
+    let message = format!("credentials: {warning}");
+    note(
         CREDENTIALS_WARNING,
-        Level::WARN,
-        format!("credentials: {warning}"),
+        Level::Warn,
+        "warning",
+        warning,
+        message,
     )
-    .with("warning", warning)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::services::ecs::parse_job;
-
-    fn labels() -> Labels {
-        Labels::from([("team".to_string(), "x".to_string())])
-    }
-
-    #[test]
-    fn transition_fields_and_levels() {
-        let id = JobId::parse("j1").unwrap();
-        let body = br#"{"status":"FAIL","job_type":"createServer","error_code":"Ecs.0013","fail_reason":"quota",
-            "entities":{"sub_jobs_total":2,"sub_jobs":[{"status":"FAIL","entities":{"server_id":"s1"}},{"status":"SUCCESS"}]}}"#;
-        let job = parse_job(body).unwrap();
-        let status = job.status.clone().unwrap();
-        let labels = labels();
-        let context = TransitionContext {
-            job_id: &id,
-            project_id: "p",
-            previous: Some("RUNNING"),
-            sequence: 2,
-            labels: &labels,
-        };
-        let event = job_transition(context, &status, &job);
-        assert_eq!(event.level, Level::ERROR);
-        let keys: Vec<&str> = event.fields.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "job_id",
-                "status",
-                "previous_status",
-                "job_type",
-                "project_id",
-                "begin_time",
-                "end_time",
-                "error_code",
-                "fail_reason",
-                "server_ids",
-                "sub_jobs_total",
-                "sub_jobs_failed",
-                "labels",
-                "event_id"
-            ]
-        );
-        assert_eq!(event.fields["server_ids"], json!(["s1"]));
-        assert_eq!(event.fields["sub_jobs_failed"], json!(1));
-        assert_eq!(event.fields["labels"], json!({"team": "x"}));
-        assert_eq!(event.fields["begin_time"], Value::Null);
-
-        let first = job_transition(
-            TransitionContext {
-                previous: None,
-                sequence: 0,
-                ..context
-            },
-            &status,
-            &job,
-        );
-        assert_eq!(first.fields["previous_status"], Value::Null);
-        assert_ne!(first.event_id(), event.event_id());
-        assert_eq!(
-            job_transition(context, &status, &job).event_id(),
-            event.event_id()
-        );
-
-        assert_eq!(transition_level(&JobStatus::PendingPayment), Level::WARN);
-        assert_eq!(transition_level(&JobStatus::Success), Level::INFO);
-        assert_eq!(transition_level(&JobStatus::Other("X".into())), Level::INFO);
-    }
-
-    #[test]
-    fn fact_ids_are_stable_and_distinct() {
-        assert_eq!(fact_id(&["a", "b"]), fact_id(&["a", "b"]));
-        assert_ne!(fact_id(&["a", "b"]), fact_id(&["ab", ""]));
-        assert_eq!(fact_id(&["x"]).len(), 32);
-        let id = JobId::parse("j").unwrap();
-        let labels = labels();
-        assert_ne!(
-            job_not_found(&id, None, &labels).event_id(),
-            job_not_found(&id, Some("RUNNING"), &labels).event_id()
-        );
-        assert_eq!(
-            job_timeout(&id, &JobStatus::Running, 5, &labels).event_id(),
-            job_timeout(&id, &JobStatus::Running, 9, &labels).event_id()
-        );
-    }
-
-    #[test]
-    fn api_error_levels() {
-        let mut report = ApiErrorReport {
-            error_type: "auth",
-            http_status: Some(401),
-            error_code: Some("APIGW.0301".into()),
-            request_id: None,
-            count: 1,
-            detail: "bad signature".into(),
-        };
-        assert_eq!(api_error(&report).level, Level::ERROR);
-        report.error_type = "throttled";
-        assert_eq!(api_error(&report).level, Level::WARN);
-        assert_eq!(api_error(&report).fields["request_id"], Value::Null);
-    }
-}
+mod tests;

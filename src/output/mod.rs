@@ -1,6 +1,9 @@
-//! Everything the daemon says: typed events, their log lines, and the
-//! notification sinks that deliver them.
+//! Everything the daemon says: typed events, their text, where the text
+//! is written, and the notification sinks that deliver it.
 
 pub mod event;
+pub mod journal;
 pub mod log;
+pub mod render;
+pub mod sink;
 pub mod webhook;

@@ -2,9 +2,9 @@
 //!
 //! When the scheduler announces a job event, every `[[notify.webhook]]` sink
 //! whose filter takes it gets a row in the `outbox` table of the state
-//! store, written by [`Write::Outbox`] in the same transaction that records
-//! the fact (see [`outbox_writes`]). The body is the event's JSON line,
-//! fixed at announcement time.
+//! store, written in the same transaction that records the fact (see
+//! [`crate::output::sink`]). The body is the event's JSON line, fixed at
+//! announcement time.
 //!
 //! Delivery runs apart from polling: one task per sink, each with its own
 //! SQLite connection to `state.db` (WAL lets it read and delete while the
@@ -23,24 +23,24 @@
 //! writes.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use reqwest::{Url, redirect};
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::Sha256;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, WebhookSettings};
+use crate::config::Config;
 use crate::huaweicloud::client::USER_AGENT;
 use crate::huaweicloud::secret::Secret;
-use crate::output::event::{self, Event};
-use crate::store::{Write, now_ms};
+use crate::output::event;
+use crate::output::log;
+use crate::store::now_ms;
+use crate::store::outbox::{Outbox, Row};
 use crate::telemetry;
 
 /// How long one delivery may take, connection included.
@@ -59,67 +59,6 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// The header carrying `sha256={hex}` when the sink has a secret.
 pub const SIGNATURE: &str = "X-Jobwatch-Signature";
-
-/// What the scheduler needs of a sink: its name and what it takes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SinkFilter {
-    /// The sink's name in the outbox: its URL.
-    pub sink: String,
-    /// Event names taken.
-    pub events: Vec<String>,
-    /// `job.transition` is taken only into these statuses.
-    pub statuses: Vec<String>,
-}
-
-impl SinkFilter {
-    /// The filter of a configured sink.
-    pub fn new(settings: &WebhookSettings) -> SinkFilter {
-        SinkFilter {
-            sink: settings.url.to_string(),
-            events: settings.events.clone(),
-            statuses: settings.statuses.clone(),
-        }
-    }
-
-    /// The filters of every configured sink.
-    pub fn all(config: &Config) -> Vec<SinkFilter> {
-        config.webhooks().iter().map(SinkFilter::new).collect()
-    }
-
-    /// Whether this sink takes `event`.
-    pub fn matches(&self, event: &Event) -> bool {
-        if !self.events.iter().any(|name| name == event.name) {
-            return false;
-        }
-        if event.name != event::JOB_TRANSITION {
-            return true;
-        }
-        let status = event.fields.get("status").and_then(|v| v.as_str());
-        status.is_some_and(|status| self.statuses.iter().any(|s| s == status))
-    }
-}
-
-/// The outbox rows of one announcement: one per sink that takes the
-/// event, all with the same body (the log line at `timestamp`). Events
-/// without an `event_id` are never queued.
-pub fn outbox_writes(filters: &[SinkFilter], event: &Event, timestamp: &str) -> Vec<Write> {
-    let Some(event_id) = event.event_id() else {
-        return Vec::new();
-    };
-    let mut writes = Vec::new();
-    let mut body: Option<String> = None;
-    let created_at = now_ms();
-    for filter in filters.iter().filter(|f| f.matches(event)) {
-        let body = body.get_or_insert_with(|| event.to_json(timestamp).to_string());
-        writes.push(Write::Outbox {
-            sink: filter.sink.clone(),
-            event_id: event_id.to_string(),
-            body: body.clone(),
-            created_at,
-        });
-    }
-    writes
-}
 
 /// `sha256={hex of HMAC-SHA256(secret, body)}`.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
@@ -259,114 +198,6 @@ impl Deliveries {
     }
 }
 
-/// One queued delivery.
-#[derive(Debug)]
-struct Row {
-    id: i64,
-    event_id: String,
-    body: String,
-    created_at: i64,
-    attempts: u64,
-    next_attempt_at: i64,
-    last_error: Option<String>,
-}
-
-/// One sink's connection to the outbox. Calls run on the blocking pool.
-struct Outbox {
-    conn: Arc<Mutex<Connection>>,
-    sink: String,
-}
-
-impl Outbox {
-    fn open(db: &Path, sink: String) -> Result<Outbox, String> {
-        let conn = Connection::open(db)
-            .and_then(|conn| {
-                conn.busy_timeout(Duration::from_secs(5))?;
-                Ok(conn)
-            })
-            .map_err(|error| format!("state database {}: {error}", db.display()))?;
-        Ok(Outbox {
-            conn: Arc::new(Mutex::new(conn)),
-            sink,
-        })
-    }
-
-    async fn call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, String> {
-        let conn = self.conn.clone();
-        let sink = self.sink.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = conn
-                .lock()
-                .map_err(|_| "outbox connection poisoned".to_string())?;
-            f(&conn, &sink).map_err(|error| error.to_string())
-        })
-        .await
-        .map_err(|error| error.to_string())?
-    }
-
-    /// How many rows this sink has queued, and when the oldest was queued.
-    async fn depth(&self) -> Result<(i64, Option<i64>), String> {
-        self.call(|conn, sink| {
-            conn.prepare_cached("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sink = ?1")?
-                .query_row([sink], |row| Ok((row.get(0)?, row.get(1)?)))
-        })
-        .await
-    }
-
-    /// The oldest row of this sink.
-    async fn head(&self) -> Result<Option<Row>, String> {
-        self.call(|conn, sink| {
-            conn.prepare_cached(
-                "SELECT id, event_id, body, created_at, attempts, next_attempt_at, last_error
-                 FROM outbox WHERE sink = ?1 ORDER BY id LIMIT 1",
-            )?
-            .query_row([sink], |row| {
-                Ok(Row {
-                    id: row.get(0)?,
-                    event_id: row.get(1)?,
-                    body: row.get(2)?,
-                    created_at: row.get(3)?,
-                    attempts: row.get::<_, i64>(4)?.max(0) as u64,
-                    next_attempt_at: row.get(5)?,
-                    last_error: row.get(6)?,
-                })
-            })
-            .optional()
-        })
-        .await
-    }
-
-    async fn delete(&self, id: i64) -> Result<(), String> {
-        self.call(move |conn, _| {
-            conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
-                .execute([id])
-                .map(drop)
-        })
-        .await
-    }
-
-    async fn failed(
-        &self,
-        id: i64,
-        attempts: u64,
-        error: String,
-        next_attempt_at: i64,
-    ) -> Result<(), String> {
-        self.call(move |conn, _| {
-            conn.prepare_cached(
-                "UPDATE outbox SET attempts = ?2, last_error = ?3, next_attempt_at = ?4
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, attempts as i64, error, next_attempt_at])
-            .map(drop)
-        })
-        .await
-    }
-}
-
 /// One sink's delivery loop.
 struct Task {
     sink: Sink,
@@ -463,7 +294,13 @@ impl Task {
             .last_error
             .as_deref()
             .unwrap_or("never attempted: an earlier event of this sink was still undelivered");
-        event::notify_dropped(self.sink.url.as_str(), &row.event_id, row.attempts, error).emit();
+        log::announce(&event::notify_dropped(
+            &self.label,
+            self.sink.url.as_str(),
+            &row.event_id,
+            row.attempts,
+            error,
+        ));
         if let Err(error) = self.outbox.delete(row.id).await {
             self.store_problem(&error);
             self.pause(SAFETY_POLL).await;
@@ -541,7 +378,10 @@ impl Task {
     fn store_problem(&mut self, error: &str) {
         if !self.store_failing {
             self.store_failing = true;
-            event::state_error(&format!("webhook outbox of {}: {error}", self.sink.url)).emit();
+            log::announce(&event::state_error(&format!(
+                "webhook outbox of {}: {error}",
+                self.sink.url
+            )));
         }
     }
 }
@@ -569,103 +409,7 @@ fn describe(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use std::collections::BTreeMap;
-
-    fn event(name: &'static str, status: Option<&str>, event_id: Option<&str>) -> Event {
-        let mut fields = serde_json::Map::new();
-        if let Some(status) = status {
-            fields.insert("status".into(), json!(status));
-        }
-        if let Some(event_id) = event_id {
-            fields.insert("event_id".into(), json!(event_id));
-        }
-        Event {
-            name,
-            level: tracing::Level::INFO,
-            message: "m".into(),
-            fields,
-        }
-    }
-
-    fn filter(sink: &str, events: &[&str], statuses: &[&str]) -> SinkFilter {
-        SinkFilter {
-            sink: sink.into(),
-            events: events.iter().map(|e| e.to_string()).collect(),
-            statuses: statuses.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn filters_take_events_and_final_statuses() {
-        let all = filter(
-            "a",
-            &[
-                "job.transition",
-                "job.subjob_failed",
-                "job.timeout",
-                "job.not_found",
-            ],
-            &["SUCCESS", "FAIL", "PENDING_PAYMENT"],
-        );
-        let timeouts = filter("b", &["job.timeout"], &["SUCCESS"]);
-        let cases = [
-            (
-                event("job.transition", Some("SUCCESS"), Some("e")),
-                true,
-                false,
-            ),
-            (
-                event("job.transition", Some("RUNNING"), Some("e")),
-                false,
-                false,
-            ),
-            (event("job.transition", None, Some("e")), false, false),
-            (event("job.timeout", Some("RUNNING"), Some("e")), true, true),
-            (event("job.subjob_failed", None, Some("e")), true, false),
-            (event("api.error", None, None), false, false),
-            (event("notify.dropped", None, Some("e")), false, false),
-        ];
-        for (event, a, b) in cases {
-            assert_eq!(
-                (all.matches(&event), timeouts.matches(&event)),
-                (a, b),
-                "{event:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn outbox_rows_carry_the_log_line() {
-        let filters = [
-            filter("https://a/", &["job.transition"], &["FAIL"]),
-            filter("https://b/", &["job.timeout"], &["FAIL"]),
-            filter("https://c/", &["job.transition"], &["FAIL"]),
-        ];
-        let event = event("job.transition", Some("FAIL"), Some("e1"));
-        let timestamp = "2024-01-01T00:00:00.000Z";
-        let writes = outbox_writes(&filters, &event, timestamp);
-        let sinks: Vec<&str> = writes
-            .iter()
-            .map(|w| match w {
-                Write::Outbox {
-                    sink,
-                    event_id,
-                    body,
-                    ..
-                } => {
-                    assert_eq!(event_id, "e1");
-                    assert_eq!(*body, event.to_json(timestamp).to_string());
-                    sink.as_str()
-                }
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(sinks, ["https://a/", "https://c/"]);
-        // No event_id, no delivery.
-        let anonymous = self::event("job.transition", Some("FAIL"), None);
-        assert!(outbox_writes(&filters, &anonymous, timestamp).is_empty());
-    }
 
     #[test]
     fn signature_matches_a_known_vector() {

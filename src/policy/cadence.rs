@@ -3,12 +3,13 @@
 //!
 //! Three policies stay apart (see `docs/architecture.md`): this file holds
 //! the cadence of one job and the retry of one failed call; the global
-//! budget and throttling live in [`crate::policy::budget`]. Randomness comes in as
+//! budget and throttling live in [`crate::policy::budget`] and
+//! [`crate::policy::throttle`]. Randomness comes in as
 //! a number in `[0, 1)` so that tests can pin it.
 
 use std::time::Duration;
 
-use crate::services::ecs::JobStatus;
+use crate::job::Status;
 
 /// Growth of the gap between two polls of a job whose status stays put.
 pub const GROWTH: f64 = 1.6;
@@ -51,7 +52,7 @@ impl Default for Cadence {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Situation<'a> {
     /// The job answered with this status.
-    Status(&'a JobStatus),
+    Status(&'a Status),
     /// 404 for a job never seen.
     NotYetVisible,
 }
@@ -74,7 +75,7 @@ pub fn next_gap(
     random: f64,
 ) -> Duration {
     match situation {
-        Situation::Status(JobStatus::PendingPayment) => {
+        Situation::Status(Status::PendingPayment) => {
             // A slow lane: only a person's action moves the job.
             scale(cadence.pending_payment_interval, random, 0.1)
         }
@@ -99,8 +100,8 @@ fn scale(gap: Duration, random: f64, jitter: f64) -> Duration {
 }
 
 /// Whether a job is past its deadline and `job.timeout` is due.
-pub fn timed_out(cadence: &Cadence, status: &JobStatus, elapsed: Duration) -> bool {
-    matches!(status, JobStatus::Init | JobStatus::Running) && elapsed >= cadence.job_timeout
+pub fn timed_out(cadence: &Cadence, status: &Status, elapsed: Duration) -> bool {
+    matches!(status, Status::Init | Status::Running) && elapsed >= cadence.job_timeout
 }
 
 /// Whether a never-seen job that answers 404 has used up its grace.
@@ -147,7 +148,7 @@ mod tests {
     #[test]
     fn running_gaps_grow_then_cap() {
         let cadence = Cadence::default();
-        let running = JobStatus::Running;
+        let running = Status::Running;
         let gap =
             |streak, random| next_gap(&cadence, Situation::Status(&running), streak, S(0), random);
         // With the middle draw the jitter is zero.
@@ -171,7 +172,7 @@ mod tests {
             initial_interval: S(1),
             ..Cadence::default()
         };
-        let running = JobStatus::Running;
+        let running = Status::Running;
         assert_eq!(
             next_gap(&cadence, Situation::Status(&running), 1, S(0), 0.0),
             S(1)
@@ -181,7 +182,7 @@ mod tests {
     #[test]
     fn pending_payment_has_its_own_lane() {
         let cadence = Cadence::default();
-        let pending = JobStatus::PendingPayment;
+        let pending = Status::PendingPayment;
         assert_eq!(
             next_gap(&cadence, Situation::Status(&pending), 9, S(0), 0.5),
             S(300)
@@ -195,12 +196,12 @@ mod tests {
     #[test]
     fn timeout_and_unknown_statuses() {
         let cadence = Cadence::default();
-        let running = JobStatus::Running;
-        let other = JobStatus::Other("ROLLING_BACK".into());
+        let running = Status::Running;
+        let other = Status::Other("ROLLING_BACK".into());
         assert!(!timed_out(&cadence, &running, S(7199)));
         assert!(timed_out(&cadence, &running, S(7200)));
-        assert!(timed_out(&cadence, &JobStatus::Init, S(9000)));
-        assert!(!timed_out(&cadence, &JobStatus::PendingPayment, S(90000)));
+        assert!(timed_out(&cadence, &Status::Init, S(9000)));
+        assert!(!timed_out(&cadence, &Status::PendingPayment, S(90000)));
         assert!(!timed_out(&cadence, &other, S(90000)));
         assert_eq!(
             next_gap(&cadence, Situation::Status(&running), 1, S(7200), 0.0),
@@ -211,13 +212,7 @@ mod tests {
             S(2)
         );
         assert_eq!(
-            next_gap(
-                &cadence,
-                Situation::Status(&JobStatus::Success),
-                1,
-                S(0),
-                0.5
-            ),
+            next_gap(&cadence, Situation::Status(&Status::Success), 1, S(0), 0.5),
             Duration::MAX
         );
     }

@@ -21,6 +21,7 @@ use ecs_jobwatch::huaweicloud::credentials::{
 };
 use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders, ErrorKind};
 use ecs_jobwatch::job::id::{JobId, JobIdError};
+use ecs_jobwatch::job::{JobKey, ProjectName};
 use ecs_jobwatch::services::ecs::{self as model, JobStatus};
 use ecs_jobwatch::watch;
 use reqwest::Url;
@@ -251,8 +252,8 @@ fn watch_dir_with_good_file() -> tempfile::TempDir {
 
 /// Loads `dir` and checks that the good file still counted.
 fn load_beside_good_file(dir: &Path) -> Vec<watch::Problem> {
-    let (list, problems) = watch::load(&[], Some(dir));
-    let id = JobId::parse(JOB).expect("a valid id");
+    let (list, problems) = watch::load(&[], Some(dir), &[ProjectName::default()]);
+    let id = JobKey::parse(JOB).expect("a valid id");
     assert!(
         list.contains(&id),
         "the good file was not read: {problems:?}"
@@ -266,7 +267,8 @@ fn watch_file_past_the_size_cap_is_refused_unread() {
     let big = dir.path().join("huge.jobs");
     // Sparse: the size is set, no byte is written, so the test stays fast.
     let file = fs::File::create(&big).expect("create");
-    file.set_len(watch::MAX_FILE_BYTES * 4).expect("set_len");
+    file.set_len(watch::file::MAX_FILE_BYTES * 4)
+        .expect("set_len");
     let problems = load_beside_good_file(dir.path());
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].path, big);
