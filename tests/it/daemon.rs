@@ -11,16 +11,21 @@ use serde_json::{Value, json};
 use crate::harness::{Finished, Match, PROJECT, Setup, dump, jobs, sim};
 
 /// The fields of `job.transition` beyond the common ones, in contract order.
-const TRANSITION_FIELDS: [&str; 14] = [
+const TRANSITION_FIELDS: [&str; 19] = [
     "job_id",
+    "service",
+    "project",
+    "project_id",
+    "region",
     "status",
+    "service_status",
     "previous_status",
     "job_type",
-    "project_id",
     "begin_time",
     "end_time",
     "error_code",
     "fail_reason",
+    "resource_ids",
     "server_ids",
     "sub_jobs_total",
     "sub_jobs_failed",

@@ -66,14 +66,18 @@ fn value(
     metric: &str,
     labels: &[(&str, &str)],
 ) -> f64 {
-    let labels: BTreeMap<String, String> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    // The sum over every series of `metric` that carries these labels
+    // (whatever its other labels, such as `service`).
     samples
-        .get(&(metric.to_string(), labels))
-        .copied()
-        .unwrap_or(0.0)
+        .iter()
+        .filter(|((name, series), _)| {
+            name == metric
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, value)| value)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -566,10 +566,10 @@ fn check_one_line_naming(stderr: &str, path: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn disk_missing_state_dir_exits_73_naming_it() {
+async fn disk_missing_state_dir_parent_exits_73_naming_it() {
     let sim = sim("").await;
     let missing = tempfile::tempdir().expect("temporary directory");
-    let missing = missing.path().join("no-such-state");
+    let missing = missing.path().join("no-such-parent").join("state");
     let setup = Setup::new(&sim)
         .watch(&["job-1"])
         .set("state.dir", missing.to_str().expect("UTF-8 temp path"));

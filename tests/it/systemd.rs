@@ -638,8 +638,8 @@ fn the_shipped_example_configuration_passes_check_config() {
 fn the_example_configuration_lists_every_key() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let example = std::fs::read_to_string(root.join("config/ecs-jobwatch.toml")).unwrap();
-    let source = std::fs::read_to_string(root.join("src/config.rs")).unwrap();
-    // The keys of the documentation table at the top of src/config.rs.
+    let source = std::fs::read_to_string(root.join("src/config/mod.rs")).unwrap();
+    // The keys of the documentation table at the top of src/config/mod.rs.
     let keys: Vec<&str> = source
         .lines()
         .filter_map(|line| line.strip_prefix("//! | `"))
