@@ -6,9 +6,12 @@
 //! A file is read whole up to 64 KiB and trimmed; an empty file is an
 //! error naming its path. A file that group or others may read still works,
 //! but yields a warning naming the path and its mode, for the caller to log.
+//! The text read is zeroized once its value is wrapped in a [`Secret`].
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use secrecy::zeroize::Zeroize;
 
 use super::env::Environment;
 use super::{CredentialError, Credentials, CredentialsConfig, MAX_BODY_BYTES};
@@ -106,6 +109,7 @@ pub(super) fn read_private_file(
         .read_to_string(&mut contents)
         .map_err(io_error)?;
     if contents.len() > MAX_BODY_BYTES {
+        contents.zeroize();
         return Err(io_error(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "larger than 64 KiB",
@@ -116,14 +120,13 @@ pub(super) fn read_private_file(
 
 /// Reads one credential file: trimmed, and an error when empty.
 fn read_key_file(path: &Path, warnings: &mut Vec<String>) -> Result<Secret, CredentialError> {
-    let contents = read_private_file(path, warnings)?;
-    let value = contents.trim();
+    let value = Secret::trimmed(read_private_file(path, warnings)?);
     if value.is_empty() {
         return Err(CredentialError::Empty {
             path: path.to_path_buf(),
         });
     }
-    Ok(Secret::new(value))
+    Ok(value)
 }
 
 /// Reads the credentials of the files source.

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use secrecy::zeroize::Zeroize;
 
 use super::{
     CredentialError, Credentials, CredentialsConfig, MAX_BODY_BYTES, REFRESH_RETRY_INTERVAL,
@@ -109,12 +110,13 @@ impl MetadataClient {
         if matches!(status.as_u16(), 404 | 405 | 503) {
             return Ok(None);
         }
-        let body = read_capped(response, &self.base, path).await?;
+        let mut body = read_capped(response, &self.base, path).await?;
         if !status.is_success() {
             return Err(self.error(path, answered(status, &body)).into());
         }
-        let token = String::from_utf8_lossy(&body).trim().to_string();
-        Ok((!token.is_empty()).then(|| Secret::new(token)))
+        let token = Secret::trimmed(String::from_utf8_lossy(&body).into_owned());
+        body.zeroize();
+        Ok((!token.is_empty()).then_some(token))
     }
 
     /// GETs `path` with the session token when there is one.
@@ -140,7 +142,7 @@ impl MetadataClient {
     /// becomes [`CredentialError::NoAgency`].
     async fn get_json(&self, path: &str) -> Result<serde_json::Value, MetadataFailure> {
         let token = self.token().await?;
-        let (status, body) = self.get(path, token.as_ref()).await?;
+        let (status, mut body) = self.get(path, token.as_ref()).await?;
         if status == reqwest::StatusCode::UNAUTHORIZED
             && String::from_utf8_lossy(&body).contains(NO_AGENCY_MARKER)
         {
@@ -149,9 +151,12 @@ impl MetadataClient {
         if !status.is_success() {
             return Err(self.error(path, answered(status, &body)).into());
         }
-        // The body of a successful answer may hold keys: the message gives
-        // the position of a syntax error, never the text.
-        serde_json::from_slice(&body).map_err(|error| {
+        // The body of a successful answer may hold keys: it is zeroized once
+        // parsed, and the message gives the position of a syntax error,
+        // never the text.
+        let document = serde_json::from_slice(&body);
+        body.zeroize();
+        document.map_err(|error| {
             self.error(
                 path,
                 format!(

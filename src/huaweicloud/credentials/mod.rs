@@ -31,6 +31,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use secrecy::zeroize::Zeroize;
 
 use crate::huaweicloud::secret::Secret;
 use env::{EnvNames, HW_NAMES, SDK_NAMES, read_env, read_env_set};
@@ -576,8 +577,10 @@ pub fn project_id_from_environment(
         Some(path) => path.to_path_buf(),
         None => default_profile_path(env)?.0,
     };
-    let text = std::fs::read_to_string(&path).ok()?;
-    match parse_profile(&text, &path) {
+    let mut text = std::fs::read_to_string(&path).ok()?;
+    let profile = parse_profile(&text, &path);
+    text.zeroize();
+    match profile {
         Ok(profile) => profile.project_id,
         Err(error) => {
             tracing::debug!(error = %error, "no project id from the profile file");

@@ -10,6 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
+use secrecy::zeroize::Zeroize;
+
 use super::env::Environment;
 use super::files::read_private_file;
 use super::{CredentialError, Credentials};
@@ -21,9 +23,9 @@ pub(super) const PROFILE_FILE_VARIABLE: &str = "HUAWEICLOUD_SDK_CREDENTIALS_FILE
 /// The `[basic]` section of a profile file.
 #[derive(Debug, Default)]
 pub(super) struct Profile {
-    pub(super) access_key: Option<String>,
-    pub(super) secret_key: Option<String>,
-    pub(super) security_token: Option<String>,
+    pub(super) access_key: Option<Secret>,
+    pub(super) secret_key: Option<Secret>,
+    pub(super) security_token: Option<Secret>,
     pub(super) project_id: Option<String>,
 }
 
@@ -62,12 +64,12 @@ pub(super) fn parse_profile(text: &str, path: &Path) -> Result<Profile, Credenti
             continue;
         }
         let value = strip_quotes(strip_inline_comment(line[separator + 1..].trim()));
-        let value = (!value.is_empty()).then(|| value.to_string());
+        let value = (!value.is_empty()).then_some(value);
         match key.as_str() {
-            "ak" => profile.access_key = value,
-            "sk" => profile.secret_key = value,
-            "security_token" => profile.security_token = value,
-            "project_id" => profile.project_id = value,
+            "ak" => profile.access_key = value.map(Secret::new),
+            "sk" => profile.secret_key = value.map(Secret::new),
+            "security_token" => profile.security_token = value.map(Secret::new),
+            "project_id" => profile.project_id = value.map(str::to_string),
             _ => {}
         }
     }
@@ -103,8 +105,10 @@ pub(super) fn read_profile(
     path: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Profile, CredentialError> {
-    let text = read_private_file(path, warnings)?;
-    parse_profile(&text, path)
+    let mut text = read_private_file(path, warnings)?;
+    let profile = parse_profile(&text, path);
+    text.zeroize();
+    profile
 }
 
 /// The credentials of a parsed profile; an error naming the path when `ak`
@@ -125,9 +129,9 @@ pub(super) fn profile_credentials(
         return Err(missing("section [basic] has `ak` but no `sk`"));
     };
     Ok(Credentials {
-        access_key: Secret::new(access_key.as_str()),
-        secret_key: Secret::new(secret_key.as_str()),
-        security_token: profile.security_token.as_deref().map(Secret::new),
+        access_key: access_key.clone(),
+        secret_key: secret_key.clone(),
+        security_token: profile.security_token.clone(),
         expires_at: None,
     })
 }

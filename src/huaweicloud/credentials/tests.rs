@@ -270,8 +270,14 @@ project_id = 0123456789abcdef
 unknown = ignored
 ";
     let profile = parse_profile(text, Path::new("/p")).expect("profile parses");
-    assert_eq!(profile.access_key.as_deref(), Some("profile-ak"));
-    assert_eq!(profile.secret_key.as_deref(), Some("profile-sk"));
+    assert_eq!(
+        profile.access_key.as_ref().map(Secret::expose),
+        Some("profile-ak")
+    );
+    assert_eq!(
+        profile.secret_key.as_ref().map(Secret::expose),
+        Some("profile-sk")
+    );
     assert_eq!(profile.security_token, None);
     assert_eq!(profile.project_id.as_deref(), Some("0123456789abcdef"));
 }
@@ -598,6 +604,13 @@ fn nothing_formatted_shows_a_secret() {
         format!("{provider:?}"),
         format!("{:?}", provider.resolved()),
         provider.resolved().to_string(),
+        format!(
+            "{:?}",
+            parse_profile(
+                &format!("[basic]\nak = {AK}\nsk = {SK}\nsecurity_token = {TOKEN}\n"),
+                Path::new("/p")
+            )
+        ),
     ];
     for error in &errors {
         shown.push(format!("{error:?}"));
