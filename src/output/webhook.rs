@@ -119,7 +119,7 @@ pub fn load_sinks(config: &Config) -> Result<Vec<Sink>, String> {
 fn read_secret(path: &Path) -> Result<Secret, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let secret = Secret::new(text.trim());
+    let secret = Secret::trimmed(text);
     if secret.is_empty() {
         return Err(format!("{} is empty", path.display()));
     }
