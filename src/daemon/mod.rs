@@ -178,7 +178,14 @@ fn client(
 
 /// Reads the watch list of a configuration, emitting every problem.
 pub fn load_watch_list(config: &Config) -> WatchList {
-    let (list, problems) = watch::load(&config.watch().jobs, config.watch().dir.as_deref());
+    // Until the watch list is keyed by JobKey, only the ids of `watch.jobs` are passed on.
+    let ids: Vec<_> = config
+        .watch()
+        .jobs
+        .iter()
+        .map(|(job, _)| job.id.clone())
+        .collect();
+    let (list, problems) = watch::load(&ids, config.watch().dir.as_deref());
     for problem in problems {
         event::watch_problem(&problem.to_string()).emit();
     }

@@ -131,7 +131,7 @@ mod tests {
             error("foo:abc"),
             "unknown service \"foo\", expected one of ecs, bms, evs, ims, cce, rds, eip"
         );
-        assert_eq!(error("EVS:abc").contains("unknown service \"EVS\""), true);
+        assert!(error("EVS:abc").contains("unknown service \"EVS\""));
         assert!(error("a.b/abc").starts_with("project name contains '.'"));
         assert!(error("/abc").starts_with("project name is empty"));
         assert!(error("evs:").starts_with("job id is empty"));
