@@ -266,10 +266,9 @@ fn smn_checks_name_the_key() {
             "test.toml:5: notify.smn[0].topic_urn: is in region cn-north-4 and project id p0, which match no configured project; the sink's project is default (no cloud.region in the configuration)",
         ),
         (
-            format!(
-                "[cloud]\nendpoint = \"http://127.0.0.1:1/{{service}}\"\n[projects.sh]\nregion = \"cn-east-3\"\nproject_id = \"p1\"\n\
-                 [[notify.smn]]\ntopic_urn = \"urn:smn:cn-east-3:p1:jobs\"\n"
-            ),
+            "[cloud]\nendpoint = \"http://127.0.0.1:1/{service}\"\n[projects.sh]\nregion = \"cn-east-3\"\n\
+             project_id = \"p1\"\n[[notify.smn]]\ntopic_urn = \"urn:smn:cn-east-3:p1:jobs\"\n"
+                .to_string(),
             "test.toml:7: notify.smn[0].topic_urn: is in region cn-east-3 and project id p1, those of project sh, not of project default (no cloud.region in the configuration); set project = \"sh\"",
         ),
     ];
