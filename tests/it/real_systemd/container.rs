@@ -38,6 +38,8 @@ const PACKAGES: &str = "systemd,systemd-sysv,dbus,libpam-systemd,procps,curl,ca-
 const BUILD_DEADLINE: Duration = Duration::from_secs(600);
 /// How often a wait looks again at what it waits for.
 const POLL: Duration = Duration::from_millis(100);
+/// The start of every container's name and cgroup: `ejw-test-PID-N`.
+const NAME_PREFIX: &str = "ejw-test-";
 /// The PATH of every command run inside the container.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -177,27 +179,52 @@ fn own_cgroup(hierarchy: Hierarchy) -> Option<String> {
 /// The child cgroups a container runs in, one per hierarchy; removed (with
 /// whatever still runs in them) when dropped.
 struct Cgroups {
-    dirs: Vec<(Hierarchy, PathBuf)>,
+    dirs: Vec<PathBuf>,
 }
 
 impl Cgroups {
-    /// Creates `name` beneath this process's own cgroup in every hierarchy.
+    /// Creates `name` beneath this process's own cgroup in every hierarchy,
+    /// after removing what a killed test run left there.
     fn create(name: &str) -> Cgroups {
         let mut cgroups = Cgroups { dirs: Vec::new() };
         for (hierarchy, mount) in cgroup_mounts() {
             let own = own_cgroup(hierarchy)
                 .unwrap_or_else(|| panic!("no {hierarchy:?} line in /proc/self/cgroup"));
-            let dir = mount.join(own.trim_start_matches('/')).join(name);
+            let parent = mount.join(own.trim_start_matches('/'));
+            Cgroups::remove_stale(&parent);
+            let dir = parent.join(name);
             fs::create_dir(&dir)
                 .unwrap_or_else(|error| panic!("cannot create cgroup {}: {error}", dir.display()));
-            cgroups.dirs.push((hierarchy, dir));
+            cgroups.dirs.push(dir);
         }
         cgroups
     }
 
+    /// Removes the cgroups in `parent` of test processes that no longer run
+    /// (`ejw-test-PID-N` with no process PID), with what still runs in them.
+    fn remove_stale(parent: &Path) {
+        let Ok(entries) = fs::read_dir(parent) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix(NAME_PREFIX)
+                .and_then(|rest| rest.split('-').next())
+            else {
+                continue;
+            };
+            if !Path::new("/proc").join(pid).exists() {
+                drop(Cgroups {
+                    dirs: vec![entry.path()],
+                });
+            }
+        }
+    }
+
     /// The `cgroup.procs` files a process writes itself into.
     fn procs_files(&self) -> impl Iterator<Item = PathBuf> + '_ {
-        self.dirs.iter().map(|(_, dir)| dir.join("cgroup.procs"))
+        self.dirs.iter().map(|dir| dir.join("cgroup.procs"))
     }
 
     /// Every process in `dir` and beneath it.
@@ -234,10 +261,10 @@ impl Cgroups {
 
 impl Drop for Cgroups {
     fn drop(&mut self) {
-        for (hierarchy, dir) in &self.dirs {
-            // cgroup.kill (Linux 5.14) kills the whole subtree at once; else
-            // each process found.
-            if *hierarchy == Hierarchy::Unified && fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+        for dir in &self.dirs {
+            // cgroup.kill (cgroup v2 since Linux 5.14) kills the whole subtree
+            // at once; else each process found.
+            if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
                 continue;
             }
             let processes = Cgroups::processes(dir);
@@ -247,7 +274,7 @@ impl Drop for Cgroups {
         }
         // Killed processes leave their cgroups a moment later.
         let deadline = Instant::now() + Duration::from_secs(10);
-        for (_, dir) in &self.dirs {
+        for dir in &self.dirs {
             while let Err(error) = Cgroups::remove_tree(dir) {
                 if Instant::now() > deadline {
                     let _ = std::io::stderr().write_all(
@@ -394,7 +421,7 @@ impl Container {
     pub fn boot(rootfs: &Path) -> Container {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
-            "ejw-test-{}-{}",
+            "{NAME_PREFIX}{}-{}",
             std::process::id(),
             COUNT.fetch_add(1, Ordering::Relaxed)
         );
