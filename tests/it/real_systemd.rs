@@ -575,6 +575,15 @@ fn the_debian_package_under_a_real_systemd() {
     checks.check(active == "inactive", || {
         format!("after install {PLAIN} is {active}")
     });
+    let depends = container.ok(&[
+        "dpkg-query",
+        "--show",
+        "--showformat=${Depends}",
+        "ecs-jobwatch",
+    ]);
+    checks.check(depends.contains("ca-certificates"), || {
+        format!("the package depends on {depends:?}, not on ca-certificates")
+    });
     let mode = container.ok(&["stat", "-c", "%a", "/etc/ecs-jobwatch/credentials"]);
     checks.check(mode.trim() == "700", || {
         format!("/etc/ecs-jobwatch/credentials has mode {mode}")
