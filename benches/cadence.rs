@@ -1183,6 +1183,118 @@ fn sweep(training: &[Job], test: &[Job]) {
     }
 }
 
+/// The schedule of polls (seconds after submission) that minimises
+/// `calls + lambda * loss` for jobs whose durations are exactly `runs`,
+/// first poll at `first`, gaps at most `cap`, on a grid of `DT` seconds:
+/// a dynamic programme over the moment of the last poll. The loss of a
+/// job detected `delay` late is `delay` (mean objective) or, with
+/// `within` set, 1 when `delay` exceeds it (median objective).
+fn optimal_schedule(
+    runs: &[f64],
+    lambda: f64,
+    within: Option<f64>,
+    cap: f64,
+    first: f64,
+) -> Vec<f64> {
+    const DT: f64 = 0.25;
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let last = sorted.last().copied().unwrap_or(0.0);
+    let n = ((last + cap) / DT).ceil() as usize + 2;
+    let t = |i: usize| i as f64 * DT;
+    let count = sorted.len().max(1) as f64;
+    let cdf: Vec<f64> = (0..n)
+        .map(|i| sorted.partition_point(|&r| r <= t(i)) as f64 / count)
+        .collect();
+    // The integral of the CDF, for the mean delay.
+    let mut area = vec![0.0; n];
+    for i in 1..n {
+        area[i] = area[i - 1] + 0.5 * (cdf[i] + cdf[i - 1]) * DT;
+    }
+    let reach = (cap / DT).round() as usize;
+    let mut value = vec![0.0; n];
+    let mut next = vec![usize::MAX; n];
+    for i in (0..n.saturating_sub(1)).rev() {
+        let survival = 1.0 - cdf[i];
+        if survival <= 1e-12 {
+            continue;
+        }
+        let mut best = (f64::INFINITY, usize::MAX);
+        for j in (i + 1)..(i + 1 + reach).min(n) {
+            let loss = match within {
+                None => (area[j] - area[i]) - cdf[i] * (t(j) - t(i)),
+                Some(d) => {
+                    let late = ((t(j) - d) / DT).floor().max(i as f64) as usize;
+                    cdf[late] - cdf[i]
+                }
+            };
+            let cost = survival + lambda * loss + value[j];
+            if cost < best.0 {
+                best = (cost, j);
+            }
+        }
+        value[i] = best.0;
+        next[i] = best.1;
+    }
+    let mut i = (first / DT).round() as usize;
+    let mut polls = vec![t(i)];
+    while i < n && next[i] != usize::MAX {
+        i = next[i];
+        polls.push(t(i));
+    }
+    polls
+}
+
+/// What no policy can beat: for each type, the optimal schedule knowing
+/// the type's true durations (those of the measured jobs themselves), with
+/// the same first poll (1 s, the middle of `initial_interval`) and the
+/// same cap (`max_interval`, 30 s), and without sub-job progress.
+fn bound(test: &[Job]) {
+    println!(
+        "\n### Bound: the optimal schedule per type, knowing the true durations (isolated, no sub-jobs, gaps ≤ 30 s)\n"
+    );
+    header();
+    let jobs: Vec<&Job> = test
+        .iter()
+        .filter(|j| j.kind != Kind::PendingPayment)
+        .collect();
+    for (label, lambda, within) in [
+        ("mean delay, λ = 1 call per s", 1.0, None),
+        ("mean delay, λ = 2", 2.0, None),
+        ("mean delay, λ = 3", 3.0, None),
+        (
+            "share detected within 2 s, λ = 6 calls per job",
+            6.0,
+            Some(2.0),
+        ),
+        ("share detected within 2 s, λ = 8", 8.0, Some(2.0)),
+        ("share detected within 2 s, λ = 10", 10.0, Some(2.0)),
+    ] {
+        let mut outcomes = Vec::new();
+        for kind in KINDS {
+            let runs: Vec<f64> = jobs
+                .iter()
+                .filter(|j| j.kind == kind)
+                .map(|j| j.run)
+                .collect();
+            let polls = optimal_schedule(&runs, lambda, within, 30.0, 1.0);
+            for job in jobs.iter().filter(|j| j.kind == kind) {
+                let index = polls.partition_point(|&p| p < job.run).min(polls.len() - 1);
+                let outcome = Outcome {
+                    calls: index as u32 + 1,
+                    delay: Some(polls[index] - job.run),
+                    ..Outcome::default()
+                };
+                outcomes.push((**job, outcome));
+            }
+        }
+        row(
+            &format!("optimal for {label}"),
+            summarise(outcomes.iter().map(|(j, o)| (j, o))),
+        );
+    }
+}
+
 fn main() {
     let started = Instant::now();
     let full = std::env::args().any(|a| a == "--bench");
@@ -1299,6 +1411,7 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--sweep") {
         sweep(&training, &test);
+        bound(&test);
     }
     eprintln!("cadence bench: {:.2?} of real time", started.elapsed());
     // A run that measured nothing must not pass for one that did.
