@@ -65,7 +65,7 @@ use crate::policy::cadence::Cadence;
 
 mod model;
 
-pub use model::{LogNormal, Model};
+pub use model::{Conditioned, LogNormal, Model};
 
 /// Durations kept per service, `job_type` and phase: the newest this many.
 pub const SAMPLE_SIZE: usize = 200;
@@ -408,16 +408,13 @@ pub struct Batch<'a> {
 /// time.
 #[derive(Clone, Copy, Debug)]
 enum Outlook<'h> {
-    /// A single job of this model, at this age.
-    Single { model: Model<'h>, age: f64 },
-    /// `left` sub-jobs of this model still running at this age.
-    Remaining {
-        model: Model<'h>,
-        age: f64,
-        left: u32,
-    },
-    /// Every sub-job finished `since` ago; the tail of this model remains.
-    Tail { model: Model<'h>, since: f64 },
+    /// A single job of this model, past its age.
+    Single(Conditioned<'h>),
+    /// `left` sub-jobs of this model still running past the age.
+    Remaining(Conditioned<'h>, u32),
+    /// Every sub-job finished; the tail of this model remains, past the
+    /// time since the last one ended.
+    Tail(Conditioned<'h>),
 }
 
 impl Outlook<'_> {
@@ -425,22 +422,16 @@ impl Outlook<'_> {
     /// is not done now.
     fn within(&self, g: f64) -> f64 {
         match *self {
-            Outlook::Single { model, age } => model.conditional(age, g),
-            Outlook::Remaining { model, age, left } => {
-                model.conditional(age, g).powi(left.min(1000) as i32)
-            }
-            Outlook::Tail { model, since } => model.conditional(since, g),
+            Outlook::Single(c) | Outlook::Tail(c) => c.within(g),
+            Outlook::Remaining(c, left) => c.within(g).powi(left.min(1000) as i32),
         }
     }
 
     /// The age that the overrun rule scales, when the job has overrun
     /// what history knows; `None` while it has not.
     fn overrun(&self) -> Option<f64> {
-        let (model, age) = match *self {
-            Outlook::Single { model, age } | Outlook::Remaining { model, age, .. } => (model, age),
-            Outlook::Tail { model, since } => (model, since),
-        };
-        (model.survival(age) <= OVERRUN_SURVIVAL).then_some(age)
+        let (Outlook::Single(c) | Outlook::Remaining(c, _) | Outlook::Tail(c)) = *self;
+        (c.survival() <= OVERRUN_SURVIVAL).then_some(c.age())
     }
 }
 
@@ -451,7 +442,7 @@ impl History {
         let age = observation.age.as_secs_f64();
         let parent = self.model(observation.service, observation.job_type);
         let Some(batch) = observation.batch.filter(|b| b.total >= 2) else {
-            return parent.map(|model| Outlook::Single { model, age });
+            return parent.map(|model| Outlook::Single(Conditioned::new(model, age)));
         };
         let sub = batch
             .sub_job_type
@@ -459,16 +450,16 @@ impl History {
             .or(parent)?;
         if batch.finished >= batch.total {
             let ended = batch.last_finished_age.map_or(age, |a| a.as_secs_f64());
-            return Some(Outlook::Tail {
-                model: self.tail_model(observation.service, observation.job_type),
-                since: (age - ended).max(0.0),
-            });
+            let tail = self.tail_model(observation.service, observation.job_type);
+            return Some(Outlook::Tail(Conditioned::new(
+                tail,
+                (age - ended).max(0.0),
+            )));
         }
-        Some(Outlook::Remaining {
-            model: sub,
-            age,
-            left: batch.total - batch.finished,
-        })
+        Some(Outlook::Remaining(
+            Conditioned::new(sub, age),
+            batch.total - batch.finished,
+        ))
     }
 }
 
@@ -515,7 +506,7 @@ pub fn first_gap(
         return None;
     }
     let model = Model::new(&[], 0.0, history.prior(service));
-    let outlook = Outlook::Single { model, age: 0.0 };
+    let outlook = Outlook::Single(Conditioned::new(model, 0.0));
     let floor = Duration::from_secs(1);
     let ceiling = cadence.max_interval.max(floor);
     let gap = placement(&outlook, ceiling.as_secs_f64(), spacing.as_secs_f64());

@@ -120,12 +120,7 @@ impl<'h> Model<'h> {
     /// `P(d <= age + g | d > age)`; 1 when the model leaves no chance of
     /// running past `age`.
     pub fn conditional(&self, age: f64, g: f64) -> f64 {
-        let base = self.cdf(age);
-        let survival = 1.0 - base;
-        if survival <= 1e-12 {
-            return 1.0;
-        }
-        ((self.cdf(age + g) - base) / survival).clamp(0.0, 1.0)
+        Conditioned::new(*self, age).within(g)
     }
 
     /// The share of the type's durations at or below `x` seconds, each
@@ -148,5 +143,45 @@ impl<'h> Model<'h> {
             total += ((lx - low) / (2.0 * h)).min(1.0);
         }
         total / self.sorted.len() as f64
+    }
+}
+
+/// A model given that the job has run past `age`, with `P(d <= age)`
+/// computed once for the many gaps a placement tries.
+#[derive(Clone, Copy, Debug)]
+pub struct Conditioned<'h> {
+    model: Model<'h>,
+    age: f64,
+    base: f64,
+}
+
+impl<'h> Conditioned<'h> {
+    /// `model` past `age` seconds.
+    pub fn new(model: Model<'h>, age: f64) -> Conditioned<'h> {
+        Conditioned {
+            model,
+            age,
+            base: model.cdf(age),
+        }
+    }
+
+    /// The age it is conditioned on.
+    pub fn age(&self) -> f64 {
+        self.age
+    }
+
+    /// `P(d > age)`.
+    pub fn survival(&self) -> f64 {
+        (1.0 - self.base).max(0.0)
+    }
+
+    /// `P(d <= age + g | d > age)`; 1 when the model leaves no chance of
+    /// running past `age`.
+    pub fn within(&self, g: f64) -> f64 {
+        let survival = 1.0 - self.base;
+        if survival <= 1e-12 {
+            return 1.0;
+        }
+        ((self.model.cdf(self.age + g) - self.base) / survival).clamp(0.0, 1.0)
     }
 }
