@@ -38,6 +38,12 @@
 //! therefore sparse while completion is unlikely and dense where most jobs
 //! of the type finish; for small gaps the rule reads `g = sqrt(spacing /
 //! hazard)`, the spacing that minimises `calls + delay / (spacing / 2)`.
+//! At the default spacing a single job is placed by its type's plan
+//! instead: the schedule that minimises the same cost over every later
+//! poll, not just the next one (dynamic programming on a grid, rebuilt as
+//! the type's history grows by a quarter; see `plan.rs`). The one-step
+//! rule remains for other spacings (a loaded budget), batches, and types
+//! too wide to plan.
 //! Past the point where fewer than [`OVERRUN_SURVIVAL`] of the type's jobs
 //! are still running, the job has overrun what history knows, and the gap
 //! grows with the age ([`OVERRUN_FRACTION`]). Every gap is at least 1 s and
@@ -57,6 +63,7 @@
 //! keeps PENDING_PAYMENT, final statuses, 404s and the job timeout with the
 //! plain cadence.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -64,6 +71,7 @@ use crate::job::Service;
 use crate::policy::cadence::Cadence;
 
 mod model;
+mod plan;
 
 pub use model::{Conditioned, LogNormal, Model};
 
@@ -164,6 +172,10 @@ struct ServiceHistory {
 struct TypeHistory {
     whole: Sample,
     tail: Sample,
+    /// Whole durations ever recorded (the plan's staleness).
+    recorded: u64,
+    /// The plan at [`SPACING`], built when first needed.
+    plan: RefCell<Option<plan::Slot>>,
 }
 
 /// The newest durations of one type and phase: in milliseconds in arrival
@@ -280,6 +292,9 @@ impl History {
                 .entry(Box::from(job_type))
                 .or_default(),
         };
+        if phase == Phase::Whole {
+            type_history.recorded += 1;
+        }
         let sample = match phase {
             Phase::Whole => &mut type_history.whole,
             Phase::Tail => &mut type_history.tail,
@@ -480,11 +495,51 @@ pub fn place(
     let ceiling = cadence.max_interval.max(floor);
     let gap = match outlook.overrun() {
         Some(age) => (OVERRUN_FRACTION * age).max(spacing.as_secs_f64()),
-        None => placement(&outlook, ceiling.as_secs_f64(), spacing.as_secs_f64()),
+        None => {
+            let planned = match outlook {
+                Outlook::Single(c) if spacing == SPACING => {
+                    history.planned_gap(observation, ceiling.as_secs_f64(), c.age())
+                }
+                _ => None,
+            };
+            planned.unwrap_or_else(|| {
+                placement(&outlook, ceiling.as_secs_f64(), spacing.as_secs_f64())
+            })
+        }
     };
     let jitter = 1.0 + JITTER * (2.0 * unit(random) - 1.0);
     let gap = Duration::try_from_secs_f64(gap * jitter).unwrap_or(ceiling);
     Some(gap.clamp(floor, ceiling))
+}
+
+impl History {
+    /// The gap after a poll at `age` from the type's plan at [`SPACING`]
+    /// with gaps of at most `cap` seconds, rebuilding the plan when it was
+    /// built for another cap or the type's history has grown by a quarter
+    /// (at least one duration) since; `None` when the type cannot be
+    /// planned or the age is past its plan.
+    fn planned_gap(&self, observation: &Observation<'_>, cap: f64, age: f64) -> Option<f64> {
+        let type_history = self
+            .services
+            .get(&observation.service)?
+            .types
+            .get(observation.job_type)?;
+        let count = type_history.whole.sorted.len() as u64;
+        let recorded = type_history.recorded;
+        let mut slot = type_history.plan.borrow_mut();
+        let fresh = slot.as_ref().is_some_and(|s| {
+            s.cap == cap && recorded.saturating_sub(s.built_at) < (count / 4).max(1)
+        });
+        if !fresh {
+            let model = self.model(observation.service, observation.job_type)?;
+            *slot = Some(plan::Slot {
+                cap,
+                built_at: recorded,
+                plan: plan::Plan::build(model, SPACING.as_secs_f64(), cap),
+            });
+        }
+        slot.as_ref()?.plan.as_ref()?.gap(age)
+    }
 }
 
 /// The delay before the first poll of a job of `service` whose type and

@@ -116,7 +116,8 @@ pub struct Measured {
 
 /// How long a job that has just been seen final worked: `end_time -
 /// begin_time` when both are present and sane, else from our first
-/// sighting at work to now. `None` when neither is known (the job was
+/// sighting at work to the middle between our last sighting at work and
+/// now (to now when there was none). `None` when neither is known (the job was
 /// never seen at work and the server's times are missing or absurd), or
 /// when the sighting span itself is absurd.
 pub fn finished_duration(server: ServerTimes, seen: Sightings) -> Option<Measured> {
@@ -127,7 +128,17 @@ pub fn finished_duration(server: ServerTimes, seen: Sightings) -> Option<Measure
         });
     }
     let first = seen.first_at_work_ms?;
-    let span = seen.now_ms.checked_sub(first)?;
+    // The job ended between our last sighting at work and this answer:
+    // the middle, so that the detection delay does not lengthen what is
+    // learned (and, through later polls, the next delay).
+    let end = match seen.last_at_work_ms {
+        Some(last) if last >= first && last <= seen.now_ms => {
+            let half = (i128::from(seen.now_ms) - i128::from(last)) / 2;
+            last.saturating_add(i64::try_from(half).unwrap_or(0))
+        }
+        _ => seen.now_ms,
+    };
+    let span = end.checked_sub(first)?;
     let value = millis(span)?;
     (value <= MAX_DURATION).then_some(Measured {
         value,

@@ -73,7 +73,10 @@ fn durations_from_the_server_when_sane() {
 
 #[test]
 fn durations_fall_back_to_sightings_when_absurd() {
-    let sighting = |first: i64, now: i64| Some(((now - first) * SEC, Source::Sighting));
+    // Seen at work from `first` to 60 s, final at `now`: the end is taken
+    // halfway between 60 s and `now`.
+    let sighting =
+        |first: i64, now: i64| Some(((60 + now) * SEC / 2 - first * SEC, Source::Sighting));
     let cases = [
         // Missing fields.
         (
@@ -131,7 +134,8 @@ fn durations_fall_back_to_sightings_when_absurd() {
 
 #[test]
 fn durations_of_paid_jobs_and_of_jobs_never_seen_at_work() {
-    // Waited for payment: begin_time is the order's; only sightings count.
+    // Waited for payment: begin_time is the order's; only sightings count
+    // (at work from 3900 s to 3990 s, final at 4000 s: ended about 3995 s).
     let paid = Sightings {
         was_pending: true,
         ..seen(4000, Some(3900), Some(3990))
@@ -140,9 +144,15 @@ fn durations_of_paid_jobs_and_of_jobs_never_seen_at_work() {
     assert_eq!(
         got,
         Some(Measured {
-            value: Duration::from_secs(100),
+            value: Duration::from_secs(95),
             source: Source::Sighting
         })
+    );
+    // Seen at work only once, at the first sighting: from there to now.
+    let once = seen(40, Some(10), None);
+    assert_eq!(
+        finished_duration(server(None, None, None), once).map(|m| m.value),
+        Some(Duration::from_secs(30))
     );
     // Never seen at work and no usable server times: nothing to learn.
     assert_eq!(
