@@ -110,6 +110,11 @@ fn parsing(c: &mut Criterion) {
     c.bench_function("parse_running_body_legacy_model", |b| {
         b.iter(|| model::parse_job(black_box(RUNNING.as_bytes())))
     });
+    // The first step of the parser before the adapters: the whole body into
+    // a `serde_json::Value` tree, before any field was picked out of it.
+    c.bench_function("parse_running_body_value_tree_only", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(RUNNING.as_bytes())))
+    });
     for (service, body) in OTHER_SERVICES {
         let adapter = services::adapter(service);
         c.bench_function(&format!("parse_{service}_body"), |b| {
