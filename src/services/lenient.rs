@@ -520,17 +520,17 @@ pub fn timestamp_ms(text: &str) -> Option<i64> {
         at: 0,
     };
     let year = scan.digits(4)?;
-    scan.expect(b'-')?;
+    scan.require(b'-')?;
     let month = scan.digits(2)?;
-    scan.expect(b'-')?;
+    scan.require(b'-')?;
     let day = scan.digits(2)?;
     if !(scan.eat(b'T') || scan.eat(b't') || scan.eat(b' ')) {
         return None;
     }
     let hour = scan.digits(2)?;
-    scan.expect(b':')?;
+    scan.require(b':')?;
     let minute = scan.digits(2)?;
-    scan.expect(b':')?;
+    scan.require(b':')?;
     let second = scan.digits(2)?;
     let mut millis = 0;
     if scan.eat(b'.') || scan.eat(b',') {
@@ -591,7 +591,7 @@ impl Scan<'_> {
         }
     }
 
-    fn expect(&mut self, byte: u8) -> Option<()> {
+    fn require(&mut self, byte: u8) -> Option<()> {
         self.eat(byte).then_some(())
     }
 
