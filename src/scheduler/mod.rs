@@ -310,7 +310,7 @@ impl Scheduler {
         let due = self.queue.next_due(&self.jobs, now)?;
         // Due times share wake-ups; the budget's and the throttle's
         // moments are kept exactly, so coalescing never slows the rate.
-        Some(self.queue.coalesce(due).max(self.call_allowed_at(now)))
+        Some(self.queue.coalesce(due, now).max(self.call_allowed_at(now)))
     }
 
     /// How many calls may run at once now (one while authentication is
