@@ -27,8 +27,7 @@ use crate::huaweicloud::credentials::{
 use crate::job::{JobKey, Labels, ProjectName};
 use crate::output::event;
 use crate::output::log;
-use crate::output::sink::SinkFilter;
-use crate::output::webhook::{self, Deliveries};
+use crate::output::notify::{self, Running, SinkPlan};
 use crate::policy::cadence::Cadence;
 use crate::scheduler::observe::ProjectInfo;
 use crate::scheduler::{self, Command, Observer, Settings};
@@ -164,15 +163,7 @@ fn settings(config: &Config, project_id: &str) -> Settings {
         max_in_flight: limits.max_in_flight,
         projects: projects(config, project_id),
         adaptive: poll.adaptive,
-        sinks: config
-            .webhooks()
-            .iter()
-            .map(|webhook| SinkFilter {
-                sink: webhook.url.to_string(),
-                events: webhook.events.clone(),
-                statuses: webhook.statuses.clone(),
-            })
-            .collect(),
+        sinks: notify::filters(config),
     }
 }
 
@@ -232,7 +223,19 @@ pub async fn run(
     let provider = credential_provider(&config, &env)?;
     let project_id = project_id(&config, &env).await?;
     let client = client(&config, &project_id, provider.clone())?;
-    let sinks = webhook::load_sinks(&config).map_err(DaemonError::Config)?;
+    let sinks = notify::load(&config).map_err(DaemonError::Config)?;
+    // The recorder goes in before the delivery tasks and the scheduler
+    // start, so that no early count is lost and every known series is
+    // there from the first scrape.
+    let recorder = match config.metrics().listen {
+        Some(_) => {
+            let handle = telemetry::http::install()
+                .map_err(|error| DaemonError::Internal(format!("metrics: {error:#}")))?;
+            telemetry::export_known(&event::NAMES);
+            Some(handle)
+        }
+        None => None,
+    };
 
     let state_dir = config.state().dir.clone();
     let mut store = Store::open(&state_dir)?;
@@ -250,16 +253,16 @@ pub async fn run(
         }),
         Box::new(move || outbox_committed.send_modify(|n| *n = n.wrapping_add(1))),
     );
-    let deliveries = Deliveries::start(db_path(&state_dir), sinks, outbox_wake.clone())
-        .map_err(DaemonError::Internal)?;
+    // Rows of a sink's former key move to its name; rows of sinks no longer
+    // configured are given up. The writer has written nothing yet.
+    notify::reconcile(&db_path(&state_dir), &sinks).map_err(DaemonError::Internal)?;
+    let deliveries =
+        Running::start(&db_path(&state_dir), sinks, &outbox_wake).map_err(DaemonError::Internal)?;
 
-    // The recorder goes in before the scheduler starts, so that no early
-    // count is lost; the listener is bound now so a bad address fails the
-    // start instead of going unnoticed.
-    let metrics = match config.metrics().listen {
-        Some(addr) => {
-            let handle = telemetry::http::install()
-                .map_err(|error| DaemonError::Internal(format!("metrics: {error:#}")))?;
+    // The listener is bound now so a bad address fails the start instead
+    // of going unnoticed.
+    let metrics = match (config.metrics().listen, recorder) {
+        (Some(addr), Some(handle)) => {
             let listener = telemetry::http::bind(addr)
                 .await
                 .map_err(DaemonError::Config)?;
@@ -268,7 +271,7 @@ pub async fn run(
             }
             Some((handle, listener))
         }
-        None => None,
+        _ => None,
     };
 
     let watch_list = load_watch_list(&config);
@@ -435,7 +438,7 @@ struct Current {
     config: Config,
     project_id: String,
     provider: CredentialProvider,
-    deliveries: Option<Deliveries>,
+    deliveries: Option<Running>,
     outbox_db: PathBuf,
     outbox_wake: signal::Receiver<u64>,
 }
@@ -460,7 +463,7 @@ impl Current {
             },
             None => self.config.clone(),
         };
-        let sinks = match webhook::load_sinks(&config) {
+        let sinks = match notify::load(&config) {
             Ok(sinks) => sinks,
             Err(error) => {
                 log::announce(&event::daemon_reload_failed(tracked, &error));
@@ -528,21 +531,23 @@ impl Current {
 
     /// Replaces the delivery tasks when the sinks changed (never two tasks
     /// for one sink at a time); on failure the old sinks are served again.
-    async fn restart_deliveries(&mut self, sinks: Vec<webhook::Sink>) -> Result<(), String> {
+    async fn restart_deliveries(&mut self, sinks: Vec<SinkPlan>) -> Result<(), String> {
         let old = match self.deliveries.take() {
-            Some(old) if old.sinks() == sinks.as_slice() => {
+            Some(old) if old.plans() == sinks.as_slice() => {
                 self.deliveries = Some(old);
                 return Ok(());
             }
             Some(old) => {
-                let previous = old.sinks().to_vec();
+                let previous = old.plans().to_vec();
                 old.stop().await;
                 previous
             }
             None => Vec::new(),
         };
-        let start =
-            |sinks| Deliveries::start(self.outbox_db.clone(), sinks, self.outbox_wake.clone());
+        // A sink that left the configuration gives up its rows now, as at
+        // a start; one that stays keeps them.
+        notify::reconcile(&self.outbox_db, &sinks)?;
+        let start = |sinks| Running::start(&self.outbox_db, sinks, &self.outbox_wake);
         match start(sinks) {
             Ok(deliveries) => {
                 self.deliveries = Some(deliveries);

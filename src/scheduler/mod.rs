@@ -560,6 +560,7 @@ impl Scheduler {
             });
         }
         if let Some((service, job_type, duration_ms)) = observation.duration {
+            telemetry::record_job_duration(service.as_str(), &job_type, duration_ms);
             let row = DurationRow {
                 service,
                 job_type: job_type.to_string(),

@@ -1,0 +1,150 @@
+//! The notification sinks of a configuration, as a whole: what each takes
+//! (the scheduler's [`SinkFilter`]s), the start-up reconciliation of the
+//! outbox with the configured sinks, and starting their delivery tasks.
+//!
+//! A sink's key in the outbox is its stable name (`name`, default
+//! `webhook-{n}` / `smn-{n}`), which is also the `sink` label of its
+//! metrics. Earlier releases keyed a webhook's rows by its URL: at start
+//! such rows move to the sink's name, so nothing queued is lost by the
+//! upgrade. Rows of a sink that is no longer configured are given up, each
+//! with a `notify.dropped`, rather than kept forever. Renaming a sink
+//! therefore gives up what its old name had queued; the README says so.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::output::delivery::{self, Deliveries};
+use crate::output::sink::SinkFilter;
+use crate::output::webhook::{self, Webhook};
+use crate::store::outbox;
+
+/// One configured sink, with everything read from files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkPlan {
+    /// A `[[notify.webhook]]`.
+    Webhook(webhook::Sink),
+}
+
+impl SinkPlan {
+    /// The sink's stable name.
+    pub fn name(&self) -> &str {
+        match self {
+            SinkPlan::Webhook(sink) => &sink.name,
+        }
+    }
+
+    /// The key an earlier release used for this sink's rows, if any.
+    fn legacy_key(&self) -> Option<String> {
+        match self {
+            SinkPlan::Webhook(sink) => Some(sink.url.to_string()),
+        }
+    }
+}
+
+/// Reads every sink of `config` (secrets included); errors name the key.
+pub fn load(config: &Config) -> Result<Vec<SinkPlan>, String> {
+    let webhooks = webhook::load_sinks(config)?;
+    Ok(webhooks.into_iter().map(SinkPlan::Webhook).collect())
+}
+
+/// What each configured sink takes, keyed by its name.
+pub fn filters(config: &Config) -> Vec<SinkFilter> {
+    config
+        .webhooks()
+        .iter()
+        .enumerate()
+        .map(|(index, settings)| SinkFilter {
+            sink: webhook::sink_name(index, settings),
+            events: settings.events.clone(),
+            statuses: settings.statuses.clone(),
+        })
+        .collect()
+}
+
+/// Brings the outbox at `db` in line with `plans`: rows keyed by a sink's
+/// former key (a webhook's URL) move to its name; rows of any other key
+/// that no sink has are deleted, each announced with `notify.dropped`.
+/// Returns how many rows were moved and how many given up.
+pub fn reconcile(db: &Path, plans: &[SinkPlan]) -> Result<(usize, usize), String> {
+    let mut conn = outbox::connect(db)?;
+    let sql = |error: rusqlite::Error| format!("outbox of {}: {error}", db.display());
+    let legacy: BTreeMap<String, &str> = plans
+        .iter()
+        .filter_map(|plan| plan.legacy_key().map(|key| (key, plan.name())))
+        .collect();
+    let (mut moved, mut dropped) = (0, 0);
+    for (key, _) in outbox::sinks(&conn).map_err(sql)? {
+        if plans.iter().any(|plan| plan.name() == key) {
+            continue;
+        }
+        if let Some(name) = legacy.get(&key) {
+            moved += outbox::rename_sink(&conn, &key, name).map_err(sql)?;
+            // What is left under the old key is queued under the name too.
+            outbox::delete_duplicates(&conn, &key, name).map_err(sql)?;
+            continue;
+        }
+        for row in outbox::take_sink(&mut conn, &key).map_err(sql)? {
+            let error = row.last_error.clone().unwrap_or_default();
+            let error = if error.is_empty() {
+                "the sink is no longer configured".to_string()
+            } else {
+                format!("the sink is no longer configured; last error: {error}")
+            };
+            delivery::announce_dropped(&key, &key, &row, &error);
+            dropped += 1;
+        }
+    }
+    Ok((moved, dropped))
+}
+
+/// The delivery tasks of the sinks in force, and what they were built
+/// from (a reload that changes nothing keeps them running).
+pub struct Running {
+    plans: Vec<SinkPlan>,
+    deliveries: Deliveries,
+}
+
+impl Running {
+    /// Starts one delivery task per sink over the store at `db` (already
+    /// migrated and reconciled). `wake` changes whenever the state writer
+    /// committed new outbox rows.
+    pub fn start(
+        db: &Path,
+        plans: Vec<SinkPlan>,
+        wake: &watch::Receiver<u64>,
+    ) -> Result<Running, String> {
+        let mut deliveries = Deliveries::default();
+        if !plans.is_empty() {
+            let http = webhook::http_client()?;
+            for plan in &plans {
+                let started = match plan {
+                    SinkPlan::Webhook(sink) => deliveries.spawn(
+                        db,
+                        &sink.name,
+                        sink.max_age,
+                        Webhook::new(sink, http.clone())?,
+                        wake.clone(),
+                    ),
+                };
+                if let Err(error) = started {
+                    deliveries.abort();
+                    return Err(error);
+                }
+            }
+        }
+        Ok(Running { plans, deliveries })
+    }
+
+    /// The sinks being served.
+    pub fn plans(&self) -> &[SinkPlan] {
+        &self.plans
+    }
+
+    /// Stops every delivery task (see [`Deliveries::stop`]).
+    pub async fn stop(self) {
+        self.deliveries.stop().await;
+    }
+}
