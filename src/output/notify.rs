@@ -148,3 +148,54 @@ impl Running {
         self.deliveries.stop().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::outbox::Queued;
+    use crate::store::{Store, db_path};
+
+    fn webhook(name: &str, url: &str) -> SinkPlan {
+        SinkPlan::Webhook(webhook::Sink {
+            name: name.to_string(),
+            url: url.parse().unwrap(),
+            secrets: Vec::new(),
+            max_age: Duration::from_secs(60),
+        })
+    }
+
+    #[test]
+    fn former_keys_move_to_the_name_and_removed_sinks_give_up_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let db = db_path(dir.path());
+        let mut conn = outbox::connect(&db).unwrap();
+        let tx = conn.transaction().unwrap();
+        for (sink, event_id) in [
+            // Written by the previous release, keyed by the URL.
+            ("https://a.example.com/hook", "e1"),
+            ("https://a.example.com/hook", "e2"),
+            // Already queued under the name as well.
+            ("ops", "e2"),
+            // A sink no longer configured.
+            ("https://gone.example.com/", "e3"),
+        ] {
+            let queued = Queued {
+                sink: sink.to_string(),
+                event_id: event_id.to_string(),
+                body: "{}".to_string(),
+                created_at: 1,
+            };
+            outbox::queue(&tx, &queued).unwrap();
+        }
+        tx.commit().unwrap();
+        let plans = [webhook("ops", "https://a.example.com/hook")];
+        assert_eq!(reconcile(&db, &plans).unwrap(), (1, 1));
+        assert_eq!(outbox::sinks(&conn).unwrap(), vec![("ops".to_string(), 2)]);
+        // A second start finds nothing to do.
+        assert_eq!(reconcile(&db, &plans).unwrap(), (0, 0));
+        drop(store);
+    }
+}

@@ -12,5 +12,6 @@ mod properties;
 mod reliability;
 mod restart;
 mod systemd;
+mod tools;
 mod vectors;
 mod webhook;

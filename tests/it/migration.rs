@@ -123,6 +123,11 @@ async fn a_version_2_database_upgrades_in_place() {
     let queued = outbox::sinks(&connection).expect("the outbox reads");
     let total: i64 = queued.iter().map(|(_, rows)| rows).sum();
     assert!(total >= 4, "the migrated outbox rows are kept: {queued:?}");
+    // Keyed by the URL in the old release, by the sink's name now.
+    assert!(
+        queued.iter().all(|(sink, _)| sink == "webhook-1"),
+        "the rows moved to the sink's name: {queued:?}"
+    );
 
     let status = setup.cli(&["status", "--json"]).await;
     assert_eq!(status.code, Some(0), "{status:?}");

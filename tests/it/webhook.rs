@@ -10,11 +10,15 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use ecs_jobwatch::output::webhook::signature;
 use ecs_jobwatch::sim::Scenario;
 use ecs_jobwatch::sim::{self, SimHandle};
 use serde_json::Value;
 use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::tools;
 
 const AK: &str = "WEBHOOKTESTAK000001";
 const SK: &str = "webhook-test-secret-key-00000000000001";
@@ -72,11 +76,16 @@ enum Mode {
     Always(u16),
     /// Never answers.
     Hang,
+    /// This status with `Retry-After: {seconds}` for the next `n` requests,
+    /// then 200.
+    RetryAfter(u16, usize, u64),
 }
 
 /// One request the receiver saw, and its answer (`None`: never answered).
 #[derive(Clone, Debug)]
 struct Seen {
+    /// When it arrived.
+    at: Instant,
     headers: HeaderMap,
     body: String,
     answer: Option<u16>,
@@ -122,29 +131,39 @@ fn delivered(seen: &[Seen]) -> Vec<String> {
         .collect()
 }
 
-async fn answer(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let status = {
+async fn answer(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
+    let at = Instant::now();
+    let (status, retry_after) = {
         let mut mode = receiver.mode.lock().unwrap();
         match *mode {
             Mode::FailFirst(status, n) if n > 0 => {
                 *mode = Mode::FailFirst(status, n - 1);
-                Some(status)
+                (Some(status), None)
             }
-            Mode::FailFirst(..) => Some(200),
-            Mode::Always(status) => Some(status),
-            Mode::Hang => None,
+            Mode::RetryAfter(status, n, seconds) if n > 0 => {
+                *mode = Mode::RetryAfter(status, n - 1, seconds);
+                (Some(status), Some(seconds))
+            }
+            Mode::FailFirst(..) | Mode::RetryAfter(..) => (Some(200), None),
+            Mode::Always(status) => (Some(status), None),
+            Mode::Hang => (None, None),
         }
     };
     receiver.seen.update(|seen| {
         seen.push(Seen {
+            at,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
             answer: status,
         })
     });
-    match status {
-        Some(status) => StatusCode::from_u16(status).unwrap(),
-        None => std::future::pending().await,
+    let Some(status) = status else {
+        return std::future::pending().await;
+    };
+    let status = StatusCode::from_u16(status).unwrap();
+    match retry_after {
+        Some(seconds) => (status, [("retry-after", seconds.to_string())]).into_response(),
+        None => status.into_response(),
     }
 }
 
@@ -184,11 +203,16 @@ struct Setup {
 }
 
 fn setup(sim: &SimHandle, receiver: &Receiver, max_age: &str) -> Setup {
+    setup_with_secret(sim, receiver, max_age, SECRET)
+}
+
+fn setup_with_secret(sim: &SimHandle, receiver: &Receiver, max_age: &str, secret: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
+    let secret_text = secret;
     let secret = dir.path().join("secret");
-    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    std::fs::write(&secret, format!("{secret_text}\n")).unwrap();
     let config = dir.path().join("ecs-jobwatch.toml");
     std::fs::write(
         &config,
@@ -450,4 +474,115 @@ async fn deliveries_resume_after_a_restart() {
     assert!(daemon.events("job.transition").is_empty());
     assert_eq!(daemon.stop().await, Some(0));
     check_deliveries(&receiver, &expected);
+}
+
+/// The Standard Webhooks headers of every request the receiver saw, and
+/// their bodies, checked by the `standardwebhooks` package from PyPI with
+/// every secret in `secrets` (an implementation that is not ours).
+fn verify_with_reference_library(seen: &[Seen], secrets: &[&str]) -> String {
+    let requests: Vec<Value> = seen
+        .iter()
+        .map(|request| {
+            let header = |name: &str| request.headers[name].to_str().unwrap().to_string();
+            serde_json::json!({
+                "headers": {
+                    "webhook-id": header("webhook-id"),
+                    "webhook-timestamp": header("webhook-timestamp"),
+                    "webhook-signature": header("webhook-signature"),
+                },
+                "body": request.body,
+            })
+        })
+        .collect();
+    let input = serde_json::json!({"secrets": secrets, "requests": requests});
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/tools/standard_webhooks_verify.py"
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        input.to_string().as_bytes(),
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the reference library refused a signature:\n{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(text.lines().count(), seen.len() * secrets.len(), "{text}");
+    text
+}
+
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_webhooks_signatures_pass_the_reference_library() {
+    let test = "webhook::standard_webhooks_signatures_pass_the_reference_library";
+    let install = "pip install standardwebhooks; .ci/run does";
+    if !tools::available(test, tools::python_module("standardwebhooks", install)) {
+        return;
+    }
+    let sim = simulator().await;
+    // One refusal, so that one event is sent twice, each attempt with its
+    // own timestamp and signature.
+    let receiver = Receiver::start(Mode::FailFirst(503, 1)).await;
+    let setup = setup_with_secret(&sim, &receiver, "24h", WHSEC);
+    let daemon = Daemon::start(&setup.config);
+    daemon.wait_for_final_transitions().await;
+    let expected = daemon.expected_deliveries();
+    receiver
+        .seen
+        .wait("every event delivered", |seen| {
+            delivered(seen).len() >= expected.len()
+        })
+        .await;
+    assert_eq!(daemon.stop().await, Some(0));
+    let seen = receiver.seen.read(Clone::clone);
+    for request in &seen {
+        let header = |name: &str| request.headers[name].to_str().unwrap().to_string();
+        let body: Value = serde_json::from_str(&request.body).unwrap();
+        assert_eq!(header("webhook-id"), body["event_id"].as_str().unwrap());
+        assert_eq!(header("idempotency-key"), header("webhook-id"));
+        // The old header stays, over the secret's text.
+        assert_eq!(
+            header("x-jobwatch-signature"),
+            signature(WHSEC.as_bytes(), request.body.as_bytes())
+        );
+        let timestamp: i64 = header("webhook-timestamp").parse().unwrap();
+        assert!(timestamp > 1_700_000_000, "{timestamp}");
+    }
+    // The retried event was signed anew (same id, its own attempt).
+    assert_eq!(seen[0].body, seen[1].body);
+    verify_with_reference_library(&seen, &[WHSEC]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_sets_the_next_attempt() {
+    let sim = simulator().await;
+    let receiver = Receiver::start(Mode::RetryAfter(503, 1, 3)).await;
+    let setup = setup(&sim, &receiver, "24h");
+    let daemon = Daemon::start(&setup.config);
+    receiver
+        .seen
+        .wait("the retried request", |seen| seen.len() >= 2)
+        .await;
+    assert_eq!(daemon.stop().await, Some(0));
+    let seen = receiver.seen.read(Clone::clone);
+    assert_eq!(seen[0].body, seen[1].body, "the same event, tried again");
+    // The contract's promise: the next attempt comes when the receiver
+    // asked (3 s), not before, and without a backoff of its own on top.
+    let gap = seen[1].at.duration_since(seen[0].at);
+    assert!(
+        gap >= Duration::from_secs(3) && gap < Duration::from_secs(4),
+        "the second attempt came {gap:?} after the first"
+    );
 }
