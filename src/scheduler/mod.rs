@@ -14,6 +14,7 @@
 //! [`crate::store`]), so a crash in between repeats an event with the same
 //! `event_id` instead of losing it.
 
+mod metrics;
 pub mod observe;
 pub mod tracked;
 
@@ -30,7 +31,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::huaweicloud::error::{ApiError, ErrorKind};
-use crate::job::{JobKey, Labels, ProjectName, Status};
+use crate::job::{JobKey, Labels, ProjectName};
 use crate::output::event::{self, Event};
 use crate::output::log;
 use crate::output::sink::{self, SinkFilter};
@@ -192,6 +193,8 @@ struct Scheduler {
     stats: Arc<Stats>,
     observer: Option<Observer>,
     unknown_project: ProjectInfo,
+    /// The (service, job type) series of the unpaid-since gauge last set.
+    unpaid_series: HashSet<(crate::job::Service, Option<Arc<str>>)>,
 }
 
 impl Scheduler {
@@ -231,7 +234,14 @@ impl Scheduler {
             stats,
             observer: start.observer,
             unknown_project: ProjectInfo::default(),
+            unpaid_series: HashSet::new(),
         };
+        metrics::export_known_job_types(
+            start
+                .durations
+                .iter()
+                .map(|row| (row.service, row.job_type.as_str())),
+        );
         let mut announced: HashMap<JobKey, Vec<Box<str>>> = HashMap::new();
         for (key, event_id) in start.announced {
             announced
@@ -598,35 +608,6 @@ impl Scheduler {
         }
     }
 
-    /// Metrics and readiness timestamps of one answer.
-    fn count_outcome(&self, key: &JobKey, result: &Result<Polled, ApiError>) {
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(error) => error.kind.error_type(),
-        };
-        let service = key.service.as_str();
-        ::metrics::counter!(telemetry::POLLS, "outcome" => outcome, "service" => service)
-            .increment(1);
-        let wall = now_ms();
-        match result {
-            Err(error) if matches!(error.kind, ErrorKind::Auth | ErrorKind::Forbidden) => {
-                self.stats
-                    .last_auth_failure_ms
-                    .store(wall, Ordering::Relaxed);
-            }
-            // No answer arrived (timeout, connection): it says nothing.
-            Err(error) if error.http_status.is_none() && error.kind != ErrorKind::Decode => {}
-            _ => self.stats.last_answer_ms.store(wall, Ordering::Relaxed),
-        }
-        if let Err(error) = result
-            && error.kind != ErrorKind::NotFound
-        {
-            let error_type = error.kind.error_type();
-            ::metrics::counter!(telemetry::API_ERRORS, "error_type" => error_type).increment(1);
-            self.stats.note_error(error_type, wall);
-        }
-    }
-
     fn failed(&mut self, key: JobKey, error: ApiError, now: Instant) {
         // A 404 is an answer about the job, not a failure of the API.
         if error.kind != ErrorKind::NotFound
@@ -699,13 +680,7 @@ impl Scheduler {
                 json: line.json.clone(),
             });
         }
-        ::metrics::counter!(telemetry::EVENTS, "event" => event.name()).increment(1);
-        if let (Some(status), Some(job)) = (event.status(), event.job()) {
-            let label = telemetry::status_label(status.as_str());
-            let service = job.key.service.as_str();
-            ::metrics::counter!(telemetry::TRANSITIONS, "status" => label, "service" => service)
-                .increment(1);
-        }
+        metrics::count_event(&event);
         if let Some(observer) = &self.observer {
             observer(&event);
         }
@@ -737,29 +712,6 @@ impl Scheduler {
         self.stats
             .tracked
             .store(self.jobs.len() as u64, Ordering::Relaxed);
-    }
-
-    /// Counting by status walks every job, so it is done once per tick
-    /// rather than per poll.
-    fn count_by_status(&self) {
-        const LABELS: [&str; 5] = ["UNSEEN", "INIT", "RUNNING", "PENDING_PAYMENT", "OTHER"];
-        let mut counts = [0u64; 5];
-        for tracked in self.jobs.values() {
-            let index = match &tracked.status {
-                None => 0,
-                Some(Status::Init) => 1,
-                Some(Status::Running) => 2,
-                Some(Status::PendingPayment) => 3,
-                Some(_) => 4,
-            };
-            counts[index] += 1;
-        }
-        self.stats
-            .pending_payment
-            .store(counts[3], Ordering::Relaxed);
-        for (label, count) in LABELS.iter().zip(counts) {
-            ::metrics::gauge!(telemetry::JOBS_TRACKED, "status" => *label).set(count as f64);
-        }
     }
 
     /// Lets calls in flight finish and handles their answers.

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use serde_json::Value;
 
 use super::*;
-use crate::job::{JobView, SubJobView};
+use crate::job::{JobView, Status, SubJobView};
 use crate::output::render;
 use crate::services::PollFuture;
 use crate::store::Store;

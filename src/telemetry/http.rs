@@ -137,8 +137,14 @@ pub async fn serve(
 
 type AppState = (PrometheusHandle, Arc<Health>);
 
-async fn metrics_page(State((handle, _)): State<AppState>) -> Response {
+async fn metrics_page(State((handle, health)): State<AppState>) -> Response {
     metrics_process::Collector::default().collect();
+    let ready = if health.not_ready().is_none() {
+        1.0
+    } else {
+        0.0
+    };
+    ::metrics::gauge!(READY).set(ready);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -27,6 +27,17 @@ pub const STATE_WRITE: &str = "ecs_jobwatch_state_write_seconds";
 /// set of operations per service (`createServers`, `createVolume`, ...),
 /// so its cardinality is bounded by the API, not by the number of jobs.
 pub const JOB_DURATION: &str = "ecs_jobwatch_job_duration_seconds";
+/// Jobs that reached a final status, by `service`, `job_type` and
+/// `status` (`SUCCESS`, `FAIL`) (counter). Both statuses of a job type are
+/// exported at 0 from the first sighting of a job of that type (and at
+/// start for every job type the store has durations of).
+pub const JOBS_FINISHED: &str = "ecs_jobwatch_jobs_finished_total";
+/// Since when the oldest job in PENDING_PAYMENT has waited, as Unix
+/// seconds, by `service` and `job_type` (gauge; 0 once none waits).
+pub const PENDING_PAYMENT_SINCE: &str = "ecs_jobwatch_pending_payment_oldest_timestamp_seconds";
+/// Whether `/readyz` would answer 200 (gauge, 1 or 0), refreshed at each
+/// scrape.
+pub const READY: &str = "ecs_jobwatch_ready";
 /// Deliveries to a notification sink (webhook or SMN topic), by `sink`
 /// (its stable name), `kind` (`webhook`, `smn`) and `result`
 /// (`delivered`, `failed`, `dropped`) (counter).
@@ -78,6 +89,16 @@ pub fn describe() {
         ::metrics::Unit::Seconds,
         "How long finished jobs worked, by service and job_type."
     );
+    describe_counter!(
+        JOBS_FINISHED,
+        "Jobs that reached a final status, by service, job_type and status."
+    );
+    describe_gauge!(
+        PENDING_PAYMENT_SINCE,
+        ::metrics::Unit::Seconds,
+        "Since when the oldest job in PENDING_PAYMENT has waited (Unix seconds; 0 once none waits), by service and job_type."
+    );
+    describe_gauge!(READY, "Whether /readyz answers 200 (1) or not (0).");
     describe_counter!(
         NOTIFY_DELIVERIES,
         "Deliveries to a notification sink, by sink, kind and result."
@@ -136,7 +157,8 @@ pub fn poll_outcomes() -> impl Iterator<Item = &'static str> {
 /// step (a series that appears at 1 shows no increase): transitions by
 /// status and service, polls by outcome and service, API errors by
 /// `error_type` (`not_found` is not an API error), and events by name.
-/// `event_names` comes from the caller (`output::event::NAMES`), which sits
+/// The histograms without labels are registered empty. `event_names`
+/// comes from the caller (`output::event::NAMES`), which sits
 /// above this module. The sinks' series are exported by their delivery
 /// tasks when they start.
 pub fn export_known(event_names: &[&'static str]) {
@@ -158,6 +180,15 @@ pub fn export_known(event_names: &[&'static str]) {
     for name in event_names {
         ::metrics::counter!(EVENTS, "event" => *name).increment(0);
     }
+    // The histograms without labels exist from the start too, empty.
+    for histogram in [
+        API_REQUEST_DURATION,
+        SCHEDULER_LAG,
+        BUDGET_WAIT,
+        STATE_WRITE,
+    ] {
+        let _ = ::metrics::histogram!(histogram);
+    }
 }
 
 /// Exports the series of one notification sink at their start values:
@@ -178,8 +209,41 @@ pub fn export_sink(sink: &str, kind: &'static str) {
 /// Records how long a finished job worked. `job_type` is cut to 64
 /// characters, a guard against a service that put ids in it.
 pub fn record_job_duration(service: &'static str, job_type: &str, duration_ms: i64) {
-    let job_type: String = job_type.chars().take(64).collect();
+    let job_type = job_type_label(job_type);
     let seconds = duration_ms.max(0) as f64 / 1000.0;
     ::metrics::histogram!(JOB_DURATION, "service" => service, "job_type" => job_type)
         .record(seconds);
+}
+
+/// A job type as a label: cut to 64 characters, a guard against a service
+/// that put ids in it.
+fn job_type_label(job_type: &str) -> String {
+    job_type.chars().take(64).collect()
+}
+
+/// Exports both outcomes of a job type at 0 (a no-op when they exist).
+pub fn export_job_type(service: &'static str, job_type: &str) {
+    for status in ["SUCCESS", "FAIL"] {
+        ::metrics::counter!(JOBS_FINISHED, "service" => service, "job_type" => job_type_label(job_type), "status" => status)
+            .increment(0);
+    }
+}
+
+/// Counts a job that reached a final status.
+pub fn count_job_finished(service: &'static str, job_type: &str, status: &'static str) {
+    ::metrics::counter!(JOBS_FINISHED, "service" => service, "job_type" => job_type_label(job_type), "status" => status)
+        .increment(1);
+}
+
+/// Sets since when (Unix ms) the oldest unpaid job of a service and job
+/// type has waited; `None` once none waits (the series stays, at 0).
+pub fn set_pending_payment_since(
+    service: &'static str,
+    job_type: Option<&str>,
+    since_ms: Option<i64>,
+) {
+    let job_type = job_type.map_or_else(|| "unknown".to_string(), job_type_label);
+    let value = since_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
+    ::metrics::gauge!(PENDING_PAYMENT_SINCE, "service" => service, "job_type" => job_type)
+        .set(value);
 }

@@ -8,6 +8,7 @@ mod harness;
 mod hostile;
 mod metrics;
 mod migration;
+mod prometheus;
 mod properties;
 mod reliability;
 mod restart;
