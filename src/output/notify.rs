@@ -55,9 +55,8 @@ pub fn filters(config: &Config) -> Vec<SinkFilter> {
     config
         .webhooks()
         .iter()
-        .enumerate()
-        .map(|(index, settings)| SinkFilter {
-            sink: webhook::sink_name(index, settings),
+        .map(|settings| SinkFilter {
+            sink: settings.name.clone(),
             events: settings.events.clone(),
             statuses: settings.statuses.clone(),
         })

@@ -12,13 +12,13 @@
 //! Redirects are not followed (a receiver that moved must be configured
 //! anew).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use reqwest::{Url, redirect};
 use secrecy::zeroize::Zeroizing;
 
-use crate::config::{Config, WebhookSettings};
+use crate::config::Config;
 use crate::huaweicloud::client::USER_AGENT;
 use crate::huaweicloud::secret::Secret;
 use crate::output::delivery::{Failure, Outcome, Transport};
@@ -55,17 +55,6 @@ pub struct Sink {
     pub max_age: Duration,
 }
 
-/// The stable name of the webhook at `index` (0-based):
-/// `notify.webhook[i].name`, default `webhook-{i + 1}`.
-pub fn sink_name(index: usize, _settings: &WebhookSettings) -> String {
-    format!("webhook-{}", index + 1)
-}
-
-/// The secret files of a webhook, the current secret first.
-fn secret_files(settings: &WebhookSettings) -> Vec<PathBuf> {
-    settings.secret_file.iter().cloned().collect()
-}
-
 /// Builds the webhook sinks of a configuration, reading each secret file
 /// (trimmed; an empty one, or a `whsec_` one that is not base64, is an
 /// error). Errors name the key: `notify.webhook[0].secret_file: ...`.
@@ -75,7 +64,7 @@ pub fn load_sinks(config: &Config) -> Result<Vec<Sink>, String> {
         .iter()
         .enumerate()
         .map(|(index, settings)| {
-            let files = secret_files(settings);
+            let files = &settings.secret_files;
             let key = if files.len() > 1 {
                 "secret_files"
             } else {
@@ -87,7 +76,7 @@ pub fn load_sinks(config: &Config) -> Result<Vec<Sink>, String> {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|error| format!("notify.webhook[{index}].{key}: {error}"))?;
             Ok(Sink {
-                name: sink_name(index, settings),
+                name: settings.name.clone(),
                 url: settings.url.clone(),
                 secrets,
                 max_age: settings.max_age,

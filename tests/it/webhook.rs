@@ -203,16 +203,30 @@ struct Setup {
 }
 
 fn setup(sim: &SimHandle, receiver: &Receiver, max_age: &str) -> Setup {
-    setup_with_secret(sim, receiver, max_age, SECRET)
+    setup_with_secrets(sim, receiver, max_age, &[SECRET], "")
 }
 
-fn setup_with_secret(sim: &SimHandle, receiver: &Receiver, max_age: &str, secret: &str) -> Setup {
+/// A configuration whose one webhook has `secrets` (several: a rotation,
+/// as `secret_files`) and the extra keys `extra`.
+fn setup_with_secrets(
+    sim: &SimHandle,
+    receiver: &Receiver,
+    max_age: &str,
+    secrets: &[&str],
+    extra: &str,
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
-    let secret_text = secret;
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, format!("{secret_text}\n")).unwrap();
+    let files: Vec<String> = secrets
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let file = dir.path().join(format!("secret-{index}"));
+            std::fs::write(&file, format!("{text}\n")).unwrap();
+            file.to_str().unwrap().to_string()
+        })
+        .collect();
     let config = dir.path().join("ecs-jobwatch.toml");
     std::fs::write(
         &config,
@@ -234,8 +248,9 @@ dir = {state:?}
 format = "json"
 [[notify.webhook]]
 url = "{url}"
-secret_file = {secret:?}
+secret_files = {files:?}
 max_age = "{max_age}"
+{extra}
 "#,
             endpoint = sim.base_url(),
             url = receiver.url,
@@ -535,7 +550,7 @@ async fn standard_webhooks_signatures_pass_the_reference_library() {
     // One refusal, so that one event is sent twice, each attempt with its
     // own timestamp and signature.
     let receiver = Receiver::start(Mode::FailFirst(503, 1)).await;
-    let setup = setup_with_secret(&sim, &receiver, "24h", WHSEC);
+    let setup = setup_with_secrets(&sim, &receiver, "24h", &[WHSEC], "");
     let daemon = Daemon::start(&setup.config);
     daemon.wait_for_final_transitions().await;
     let expected = daemon.expected_deliveries();
@@ -584,5 +599,50 @@ async fn retry_after_sets_the_next_attempt() {
     assert!(
         gap >= Duration::from_secs(3) && gap < Duration::from_secs(4),
         "the second attempt came {gap:?} after the first"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_rotation_both_secrets_verify_with_the_reference_library() {
+    let test = "webhook::during_a_rotation_both_secrets_verify_with_the_reference_library";
+    let install = "pip install standardwebhooks; .ci/run does";
+    if !tools::available(test, tools::python_module("standardwebhooks", install)) {
+        return;
+    }
+    let sim = simulator().await;
+    let receiver = Receiver::start(Mode::FailFirst(503, 0)).await;
+    // The new key first (it signs X-Jobwatch-Signature), the old one
+    // still accepted by receivers that have not switched yet.
+    let old = "old-plain-secret";
+    let setup = setup_with_secrets(&sim, &receiver, "24h", &[WHSEC, old], "name = \"ops-hook\"");
+    let daemon = Daemon::start(&setup.config);
+    daemon.wait_for_final_transitions().await;
+    let expected = daemon.expected_deliveries();
+    receiver
+        .seen
+        .wait("every event delivered", |seen| {
+            delivered(seen).len() >= expected.len()
+        })
+        .await;
+    assert_eq!(daemon.stop().await, Some(0));
+    let seen = receiver.seen.read(Clone::clone);
+    for request in &seen {
+        let signatures = request.headers["webhook-signature"].to_str().unwrap();
+        assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+        assert!(
+            signatures.split(' ').all(|s| s.starts_with("v1,")),
+            "{signatures}"
+        );
+        assert_eq!(
+            request.headers["x-jobwatch-signature"].to_str().unwrap(),
+            signature(WHSEC.as_bytes(), request.body.as_bytes())
+        );
+    }
+    // A receiver that knows only one of the two accepts every request.
+    let report = verify_with_reference_library(&seen, &[WHSEC, old]);
+    assert_eq!(
+        report.matches("verified").count(),
+        seen.len() * 2,
+        "{report}"
     );
 }
