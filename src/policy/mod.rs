@@ -8,4 +8,5 @@ pub mod auth_gate;
 pub mod budget;
 pub mod cadence;
 pub mod error_lines;
+pub mod permit;
 pub mod throttle;

@@ -16,10 +16,11 @@
 
 mod metrics;
 pub mod observe;
+mod permits;
 pub mod tracked;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -40,6 +41,7 @@ use crate::policy::auth_gate::AuthGate;
 use crate::policy::budget::Budget;
 use crate::policy::cadence::{self, Cadence};
 use crate::policy::error_lines::ErrorLines;
+use crate::policy::permit::{PermitMessage, Permits};
 use crate::policy::throttle::Throttle;
 use crate::services::{Polled, Poller};
 use crate::store::{DurationRow, JobRecord, Write, Writer, now_ms};
@@ -122,6 +124,7 @@ pub struct Start {
 /// The handle to a running scheduler.
 pub struct Handle {
     commands: mpsc::UnboundedSender<Command>,
+    permits: Permits,
     /// Counters.
     pub stats: Arc<Stats>,
     task: tokio::task::JoinHandle<Option<Writer>>,
@@ -131,6 +134,12 @@ impl Handle {
     /// Sends a command; false when the scheduler is gone.
     pub fn send(&self, command: Command) -> bool {
         self.commands.send(command).is_ok()
+    }
+
+    /// The permits of calls made outside the scheduler (SMN publishes)
+    /// that go through the account's budget, throttle and gate.
+    pub fn permits(&self) -> Permits {
+        self.permits.clone()
     }
 
     /// Stops the scheduler: calls in flight finish and are recorded.
@@ -149,10 +158,12 @@ pub fn spawn(start: Start) -> Handle {
     let (commands, receiver) = mpsc::unbounded_channel();
     let stats = Arc::new(Stats::default());
     stats.started_ms.store(now_ms(), Ordering::Relaxed);
-    let scheduler = Scheduler::new(start, stats.clone());
+    let (permits, permit_requests) = Permits::channel();
+    let scheduler = Scheduler::new(start, stats.clone(), permit_requests);
     let task = tokio::spawn(scheduler.run(receiver));
     Handle {
         commands,
+        permits,
         stats,
         task,
     }
@@ -195,10 +206,18 @@ struct Scheduler {
     unknown_project: ProjectInfo,
     /// The (service, job type) series of the unpaid-since gauge last set.
     unpaid_series: HashSet<(crate::job::Service, Option<Arc<str>>)>,
+    /// Requests for permits and reports of their calls.
+    permit_requests: mpsc::UnboundedReceiver<PermitMessage>,
+    /// Permits asked for and not yet granted, in order.
+    waiting_permits: VecDeque<oneshot::Sender<()>>,
 }
 
 impl Scheduler {
-    fn new(start: Start, stats: Arc<Stats>) -> Scheduler {
+    fn new(
+        start: Start,
+        stats: Arc<Stats>,
+        permit_requests: mpsc::UnboundedReceiver<PermitMessage>,
+    ) -> Scheduler {
         let now = Instant::now();
         let wall = now_ms();
         let budget = Budget::new(start.settings.requests_per_second, start.settings.burst);
@@ -235,6 +254,8 @@ impl Scheduler {
             observer: start.observer,
             unknown_project: ProjectInfo::default(),
             unpaid_series: HashSet::new(),
+            permit_requests,
+            waiting_permits: VecDeque::new(),
         };
         metrics::export_known_job_types(
             start
@@ -297,6 +318,9 @@ impl Scheduler {
                         return Some(self.writer);
                     }
                 },
+                Some(message) = self.permit_requests.recv() => {
+                    self.on_permit_message(message, Instant::now());
+                }
                 Some(joined) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
                     if let Ok((key, result)) = joined {
                         self.handle(key, result, Instant::now());
@@ -324,7 +348,11 @@ impl Scheduler {
         if self.in_flight.len() >= allowed {
             return None;
         }
-        let due = self.peek_due()?;
+        let due = if self.permit_waiting() {
+            now
+        } else {
+            self.peek_due()?
+        };
         let mut at = due.max(
             self.throttle
                 .next_allowed(now, self.budget.requests_per_second()),
@@ -364,7 +392,7 @@ impl Scheduler {
     }
 
     fn dispatch(&mut self, now: Instant) {
-        if self.peek_due().is_none_or(|due| due > now) {
+        if !self.permit_waiting() && self.peek_due().is_none_or(|due| due > now) {
             return;
         }
         match self.budget.try_take() {
@@ -380,6 +408,9 @@ impl Scheduler {
                 self.budget_blocked_since.get_or_insert(now);
                 return;
             }
+        }
+        if self.grant_permit(now) {
+            return;
         }
         let Some(Reverse((due, _, key))) = self.queue.pop() else {
             return;
