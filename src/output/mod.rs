@@ -9,4 +9,5 @@ pub mod notify;
 pub mod render;
 pub mod signing;
 pub mod sink;
+pub mod smn;
 pub mod webhook;

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::output::delivery::{self, Deliveries};
-use crate::output::sink::SinkFilter;
+use crate::output::sink::{BodyFormat, SinkFilter};
 use crate::output::webhook::{self, Webhook};
 use crate::store::outbox;
 
@@ -57,6 +57,7 @@ pub fn filters(config: &Config) -> Vec<SinkFilter> {
         .iter()
         .map(|settings| SinkFilter {
             sink: settings.name.clone(),
+            format: BodyFormat::Json,
             events: settings.events.clone(),
             statuses: settings.statuses.clone(),
         })

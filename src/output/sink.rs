@@ -10,12 +10,25 @@ use crate::output::log::Line;
 use crate::store::Write;
 use crate::store::outbox::Queued;
 
+/// What a sink's outbox rows carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// The event's JSON line (webhooks).
+    #[default]
+    Json,
+    /// The body of an SMN publish request
+    /// ([`crate::output::smn::message::publish_body`]).
+    SmnPublish,
+}
+
 /// What the scheduler needs of a sink: its key in the outbox and what it
 /// takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SinkFilter {
     /// The sink's key in the outbox.
     pub sink: String,
+    /// What its rows carry.
+    pub format: BodyFormat,
     /// Event names taken.
     pub events: Vec<String>,
     /// `job.transition` is taken only into these statuses.
@@ -36,8 +49,8 @@ impl SinkFilter {
 }
 
 /// The outbox rows of one announcement: one per sink that takes the
-/// event, all with the same body. Events without an `event_id` are never
-/// queued.
+/// event, with the body of its format (rendered once per format). Events
+/// without an `event_id` are never queued.
 pub fn outbox_writes(
     filters: &[SinkFilter],
     event: &Event,
@@ -47,14 +60,21 @@ pub fn outbox_writes(
     let Some(event_id) = event.event_id() else {
         return Vec::new();
     };
+    let mut publish: Option<String> = None;
     filters
         .iter()
         .filter(|filter| filter.matches(event))
         .map(|filter| {
+            let body = match filter.format {
+                BodyFormat::Json => line.json.clone(),
+                BodyFormat::SmnPublish => publish
+                    .get_or_insert_with(|| crate::output::smn::message::publish_body(event, line))
+                    .clone(),
+            };
             Write::Outbox(Queued {
                 sink: filter.sink.clone(),
                 event_id: event_id.to_string(),
-                body: line.json.clone(),
+                body,
                 created_at: now_ms,
             })
         })
@@ -96,6 +116,7 @@ mod tests {
     fn filter(events: &[&str], statuses: &[&str]) -> SinkFilter {
         SinkFilter {
             sink: "s".into(),
+            format: BodyFormat::Json,
             events: events.iter().map(|s| s.to_string()).collect(),
             statuses: statuses.iter().map(|s| s.to_string()).collect(),
         }

@@ -558,7 +558,10 @@ async fn a_throttled_or_refused_permit_holds_up_the_polls() {
             S(5),
         ),
         // The authentication gate's pause.
-        (CallOutcome::Unauthenticated, crate::policy::auth_gate::AUTH_PAUSE),
+        (
+            CallOutcome::Unauthenticated,
+            crate::policy::auth_gate::AUTH_PAUSE,
+        ),
     ] {
         let run = start(&["a", "b"], settings(), |_, _| job("RUNNING"));
         tokio::time::sleep(S(10)).await;
