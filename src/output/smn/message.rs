@@ -136,7 +136,7 @@ pub fn email(event: &Event, timestamp: &str) -> String {
             Value::Null => "-".to_string(),
             Value::Str(text) => text.to_string(),
             Value::U64(n) => n.to_string(),
-            Value::List(items) if items.is_empty() => "-".to_string(),
+            Value::List([]) => "-".to_string(),
             Value::List(items) => items.join(", "),
             Value::Labels(labels) if labels.is_empty() => "-".to_string(),
             Value::Labels(labels) => labels
