@@ -10,6 +10,7 @@ mod metrics;
 mod migration;
 mod prometheus;
 mod properties;
+mod real_systemd;
 mod reliability;
 mod restart;
 mod systemd;
