@@ -10,12 +10,10 @@ use std::sync::Arc;
 
 use tokio::sync::{oneshot, watch as signal};
 
-use super::{
-    DaemonError, client, credential_provider, legacy, load_watch_list, release_freed_memory,
-    settings, watch_list_len,
-};
+use super::account::{self, Account};
+use super::{load_watch_list, release_freed_memory, settings, watch_list_len};
 use crate::config::Config;
-use crate::huaweicloud::credentials::{CredentialProvider, Environment};
+use crate::huaweicloud::credentials::Environment;
 use crate::output::event;
 use crate::output::log;
 use crate::output::notify::{self, Running, SinkPlan};
@@ -25,8 +23,7 @@ use crate::services::Poller;
 /// The configuration in force and what was built from it.
 pub(super) struct Current {
     pub(super) config: Config,
-    pub(super) project_id: String,
-    pub(super) provider: CredentialProvider,
+    pub(super) account: Account,
     pub(super) deliveries: Option<Running>,
     pub(super) outbox_db: PathBuf,
     pub(super) outbox_wake: signal::Receiver<u64>,
@@ -52,48 +49,49 @@ impl Current {
             },
             None => self.config.clone(),
         };
-        let sinks = match notify::load(&config) {
-            Ok(sinks) => sinks,
-            Err(error) => {
-                log::announce(&event::daemon_reload_failed(tracked, &error));
-                return;
-            }
-        };
         let env = Environment::from_pairs(env_map.clone());
-        let rebuild = config.effective_endpoint() != self.config.effective_endpoint()
-            || config.project_id() != self.config.project_id()
-            || config.credentials() != self.config.credentials()
-            || config.limits().request_timeout != self.config.limits().request_timeout;
         let mut poller: Option<Arc<dyn Poller>> = None;
-        let mut project_id = self.project_id.clone();
-        let mut provider = self.provider.clone();
-        if rebuild {
-            let built = async {
-                let provider = credential_provider(&config, &env)?;
-                let project_id = super::project_id(&config, &env).await?;
-                let client = client(&config, &project_id, provider.clone())?;
-                Ok::<_, DaemonError>((provider, project_id, client))
-            }
-            .await;
-            match built {
-                Ok((new_provider, new_project, client)) => {
-                    provider = new_provider;
-                    project_id = new_project;
-                    poller = Some(Arc::new(legacy::EcsPoller(client)));
+        let mut account = self.account.clone();
+        if account::differs(&self.config, &config) {
+            match account::connect(&config, &env).await {
+                Ok(fresh) => {
+                    poller = Some(Arc::new(fresh.fleet.clone()));
+                    account = fresh;
                 }
                 Err(error) => {
                     log::announce(&event::daemon_reload_failed(tracked, &error.to_string()));
                     return;
                 }
             }
-        } else if let Err(error) = provider.reload(&env) {
+        } else if let Err(error) = {
+            let mut warnings = Vec::new();
+            let reloaded = account.provider.reload(&env, &mut warnings);
+            for warning in &warnings {
+                log::announce(&event::credentials_warning(warning));
+            }
+            reloaded
+        } {
             log::announce(&event::daemon_reload_failed(
                 tracked,
                 &format!("credentials: {error}"),
             ));
             return;
         }
-        if let Err(error) = self.restart_deliveries(sinks).await {
+        // The sinks are read once the account is known: an SMN sink needs
+        // its project's id.
+        let sinks = match notify::load(&config, &|project| account.project_id(project)) {
+            Ok(sinks) => sinks,
+            Err(error) => {
+                log::announce(&event::daemon_reload_failed(tracked, &error));
+                return;
+            }
+        };
+        let rebuilt = poller.is_some();
+        let notify_account = account.notify(handle.permits());
+        if let Err(error) = self
+            .restart_deliveries(sinks, rebuilt, &notify_account)
+            .await
+        {
             log::announce(&event::daemon_reload_failed(tracked, &error));
             return;
         }
@@ -101,13 +99,12 @@ impl Current {
             crate::output::log::set_level(&config.log().level);
         }
         handle.send(Command::Reconfigure {
-            settings: Box::new(settings(&config, &project_id)),
+            settings: Box::new(settings(&config, &account)),
             poller,
         });
         handle.send(Command::WatchList(load_watch_list(&config)));
         self.config = config;
-        self.project_id = project_id;
-        self.provider = provider;
+        self.account = account;
         // `daemon.reloaded` (and the `READY=1` after it) wait until the
         // scheduler has applied the new list, so its count is the new one.
         let (applied, wait) = oneshot::channel();
@@ -120,9 +117,21 @@ impl Current {
 
     /// Replaces the delivery tasks when the sinks changed (never two tasks
     /// for one sink at a time); on failure the old sinks are served again.
-    async fn restart_deliveries(&mut self, sinks: Vec<SinkPlan>) -> Result<(), String> {
+    /// An SMN sink publishes with the account's client: when the account
+    /// was rebuilt (new credentials or endpoints), its task is replaced
+    /// even if the sink is unchanged.
+    async fn restart_deliveries(
+        &mut self,
+        sinks: Vec<SinkPlan>,
+        account_rebuilt: bool,
+        account: &notify::Account,
+    ) -> Result<(), String> {
+        let uses_account = |plans: &[SinkPlan]| plans.iter().any(|p| matches!(p, SinkPlan::Smn(_)));
         let old = match self.deliveries.take() {
-            Some(old) if old.plans() == sinks.as_slice() => {
+            Some(old)
+                if old.plans() == sinks.as_slice()
+                    && !(account_rebuilt && uses_account(old.plans())) =>
+            {
                 self.deliveries = Some(old);
                 return Ok(());
             }
@@ -136,7 +145,7 @@ impl Current {
         // A sink that left the configuration gives up its rows now, as at
         // a start; one that stays keeps them.
         notify::reconcile(&self.outbox_db, &sinks)?;
-        let start = |sinks| Running::start(&self.outbox_db, sinks, &self.outbox_wake);
+        let start = |sinks| Running::start(&self.outbox_db, sinks, &self.outbox_wake, account);
         match start(sinks) {
             Ok(deliveries) => {
                 self.deliveries = Some(deliveries);

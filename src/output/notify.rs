@@ -15,10 +15,14 @@ use std::path::Path;
 
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Api, Config};
+use crate::huaweicloud::client::Client;
+use crate::job::ProjectName;
 use crate::output::delivery::{self, Deliveries};
 use crate::output::sink::{BodyFormat, SinkFilter};
+use crate::output::smn::{self, Smn};
 use crate::output::webhook::{self, Webhook};
+use crate::policy::permit::Permits;
 use crate::store::outbox;
 
 /// One configured sink, with everything read from files.
@@ -26,6 +30,8 @@ use crate::store::outbox;
 pub enum SinkPlan {
     /// A `[[notify.webhook]]`.
     Webhook(webhook::Sink),
+    /// A `[[notify.smn]]`.
+    Smn(smn::Sink),
 }
 
 impl SinkPlan {
@@ -33,6 +39,7 @@ impl SinkPlan {
     pub fn name(&self) -> &str {
         match self {
             SinkPlan::Webhook(sink) => &sink.name,
+            SinkPlan::Smn(sink) => &sink.name,
         }
     }
 
@@ -40,28 +47,70 @@ impl SinkPlan {
     fn legacy_key(&self) -> Option<String> {
         match self {
             SinkPlan::Webhook(sink) => Some(sink.url.to_string()),
+            SinkPlan::Smn(_) => None,
         }
     }
 }
 
-/// Reads every sink of `config` (secrets included); errors name the key.
-pub fn load(config: &Config) -> Result<Vec<SinkPlan>, String> {
-    let webhooks = webhook::load_sinks(config)?;
-    Ok(webhooks.into_iter().map(SinkPlan::Webhook).collect())
+/// Reads every sink of `config` (secrets included); `project_id` gives
+/// the id of a configured project (known only at run time for a project
+/// whose id comes from the environment or instance metadata). Errors name
+/// the key.
+pub fn load(
+    config: &Config,
+    project_id: &dyn Fn(&ProjectName) -> Option<String>,
+) -> Result<Vec<SinkPlan>, String> {
+    let mut plans: Vec<SinkPlan> = webhook::load_sinks(config)?
+        .into_iter()
+        .map(SinkPlan::Webhook)
+        .collect();
+    for (index, settings) in config.smn().iter().enumerate() {
+        let key = format!("notify.smn[{index}]");
+        let project = config
+            .project(&settings.project)
+            .ok_or_else(|| format!("{key}.project: no project {}", settings.project))?;
+        let endpoint = project
+            .endpoint(Api::Smn)
+            .map_err(|missing| format!("{key}: {missing}"))?;
+        let project_id = project_id(&settings.project)
+            .ok_or_else(|| format!("{key}: the project id of {} is unknown", settings.project))?;
+        plans.push(SinkPlan::Smn(smn::Sink {
+            name: settings.name.clone(),
+            topic_urn: settings.topic_urn.as_str().to_string(),
+            endpoint: endpoint.clone(),
+            project_id,
+            max_age: settings.max_age,
+        }));
+    }
+    Ok(plans)
 }
 
 /// What each configured sink takes, keyed by its name.
 pub fn filters(config: &Config) -> Vec<SinkFilter> {
-    config
-        .webhooks()
-        .iter()
-        .map(|settings| SinkFilter {
-            sink: settings.name.clone(),
-            format: BodyFormat::Json,
-            events: settings.events.clone(),
-            statuses: settings.statuses.clone(),
-        })
-        .collect()
+    let webhooks = config.webhooks().iter().map(|settings| SinkFilter {
+        sink: settings.name.clone(),
+        format: BodyFormat::Json,
+        events: settings.events.clone(),
+        statuses: settings.statuses.clone(),
+    });
+    let topics = config.smn().iter().map(|settings| SinkFilter {
+        sink: settings.name.clone(),
+        format: BodyFormat::SmnPublish,
+        events: settings.events.clone(),
+        statuses: settings.statuses.clone(),
+    });
+    webhooks.chain(topics).collect()
+}
+
+/// What SMN sinks publish through: the daemon's signed client (its
+/// credentials) and the scheduler's permits (the account's budget,
+/// throttle and authentication gate).
+#[derive(Clone)]
+pub struct Account {
+    /// The signed client of every API call.
+    pub client: Client,
+    /// Permits of the scheduler.
+    pub permits: Permits,
 }
 
 /// Brings the outbox at `db` in line with `plans`: rows keyed by a sink's
@@ -115,19 +164,23 @@ impl Running {
         db: &Path,
         plans: Vec<SinkPlan>,
         wake: &watch::Receiver<u64>,
+        account: &Account,
     ) -> Result<Running, String> {
         let mut deliveries = Deliveries::default();
         if !plans.is_empty() {
             let http = webhook::http_client()?;
             for plan in &plans {
                 let started = match plan {
-                    SinkPlan::Webhook(sink) => deliveries.spawn(
-                        db,
-                        &sink.name,
-                        sink.max_age,
-                        Webhook::new(sink, http.clone())?,
-                        wake.clone(),
-                    ),
+                    SinkPlan::Webhook(sink) => Webhook::new(sink, http.clone()).and_then(|hook| {
+                        deliveries.spawn(db, &sink.name, sink.max_age, hook, wake.clone())
+                    }),
+                    SinkPlan::Smn(sink) => {
+                        Smn::new(sink, account.client.clone(), account.permits.clone()).and_then(
+                            |topic| {
+                                deliveries.spawn(db, &sink.name, sink.max_age, topic, wake.clone())
+                            },
+                        )
+                    }
                 };
                 if let Err(error) = started {
                     deliveries.abort();

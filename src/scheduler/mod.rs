@@ -14,13 +14,15 @@
 //! [`crate::store`]), so a crash in between repeats an event with the same
 //! `event_id` instead of losing it.
 
+pub mod clock;
+mod dispatch;
 mod metrics;
 pub mod observe;
 mod permits;
+pub mod queue;
 pub mod tracked;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -36,19 +38,22 @@ use crate::job::{JobKey, Labels, ProjectName};
 use crate::output::event::{self, Event};
 use crate::output::log;
 use crate::output::sink::{self, SinkFilter};
-use crate::policy::adaptive::History;
+use crate::policy::adaptive::{self, History, Record as Learned};
 use crate::policy::auth_gate::AuthGate;
 use crate::policy::budget::Budget;
 use crate::policy::cadence::{self, Cadence};
 use crate::policy::error_lines::ErrorLines;
 use crate::policy::permit::{PermitMessage, Permits};
 use crate::policy::throttle::Throttle;
+use crate::policy::triage::{self, LoadMeter};
 use crate::services::{Polled, Poller};
 use crate::store::{DurationRow, JobRecord, Write, Writer, now_ms};
 use crate::telemetry::{self, Stats};
 use crate::watch::WatchList;
 
+use clock::WallClock;
 use observe::{Context, Next, Observation, ProjectInfo, Record};
+use queue::Queue;
 use tracked::{Tracked, share_labels};
 
 /// How often counters of polls that changed nothing are written.
@@ -169,14 +174,6 @@ pub fn spawn(start: Start) -> Handle {
     }
 }
 
-/// The history key of a stored duration.
-fn duration_key(row: &DurationRow) -> String {
-    match row.service {
-        crate::job::Service::Ecs => row.job_type.clone(),
-        service => format!("{service}:{}", row.job_type),
-    }
-}
-
 struct Scheduler {
     settings: Settings,
     poller: Arc<dyn Poller>,
@@ -191,8 +188,9 @@ struct Scheduler {
     dormant: HashMap<JobKey, Tracked>,
     /// Jobs that are done: never polled or announced again.
     finished: HashSet<JobKey>,
-    queue: BinaryHeap<Reverse<(Instant, u64, JobKey)>>,
-    next_seq: u64,
+    queue: Queue,
+    clock: WallClock,
+    load: LoadMeter,
     in_flight: JoinSet<(JobKey, Result<Polled, ApiError>)>,
     budget_ready_at: Option<Instant>,
     budget_blocked_since: Option<Instant>,
@@ -222,12 +220,18 @@ impl Scheduler {
         let wall = now_ms();
         let budget = Budget::new(start.settings.requests_per_second, start.settings.burst);
         let store_healthy = start.writer.health_flag();
-        let history = History::from_rows(
+        metrics::export_known_job_types(
             start
                 .durations
                 .iter()
-                .map(|row| (duration_key(row), row.duration_ms)),
+                .map(|row| (row.service, row.job_type.as_str())),
         );
+        let history = History::from_records(start.durations.into_iter().map(|row| Learned {
+            service: row.service,
+            job_type: row.job_type,
+            phase: row.phase,
+            duration_ms: row.duration_ms,
+        }));
         let mut scheduler = Scheduler {
             settings: start.settings,
             poller: start.poller,
@@ -240,8 +244,9 @@ impl Scheduler {
             jobs: HashMap::new(),
             dormant: HashMap::new(),
             finished: HashSet::new(),
-            queue: BinaryHeap::new(),
-            next_seq: 0,
+            queue: Queue::new(now),
+            clock: WallClock::new(now, wall),
+            load: LoadMeter::new(),
             in_flight: JoinSet::new(),
             budget_ready_at: None,
             budget_blocked_since: None,
@@ -257,12 +262,6 @@ impl Scheduler {
             permit_requests,
             waiting_permits: VecDeque::new(),
         };
-        metrics::export_known_job_types(
-            start
-                .durations
-                .iter()
-                .map(|row| (row.service, row.job_type.as_str())),
-        );
         let mut announced: HashMap<JobKey, Vec<Box<str>>> = HashMap::new();
         for (key, event_id) in start.announced {
             announced
@@ -337,111 +336,21 @@ impl Scheduler {
         }
     }
 
-    /// When the next call may start, or `None` when none may (nothing due,
-    /// all slots busy, authentication paused).
-    fn next_dispatch(&mut self, now: Instant) -> Option<Instant> {
-        let allowed = self.auth.allowed_in_flight(
-            now,
-            self.poller.credentials_generation(),
-            self.settings.max_in_flight,
-        );
-        if self.in_flight.len() >= allowed {
-            return None;
-        }
-        let due = if self.permit_waiting() {
-            now
-        } else {
-            self.peek_due()?
-        };
-        let mut at = due.max(
-            self.throttle
-                .next_allowed(now, self.budget.requests_per_second()),
-        );
-        if let Some(ready) = self.budget_ready_at {
-            at = at.max(ready);
-        }
-        Some(at)
-    }
-
-    /// The due time of the earliest valid queue entry, dropping stale ones.
-    fn peek_due(&mut self) -> Option<Instant> {
-        while let Some(Reverse((due, seq, key))) = self.queue.peek() {
-            match self.jobs.get(key) {
-                Some(tracked) if tracked.due_seq == *seq && !tracked.in_flight => {
-                    return Some(*due);
-                }
-                _ => {
-                    self.queue.pop();
-                }
-            }
-        }
-        None
-    }
-
-    /// Starts every call that is due and allowed at `now`, not only the
-    /// first: a timer wakes the loop at most once a millisecond, so one
-    /// call per wake would cap the rate near 1,000 calls per second and
-    /// cost a thread wake-up per call.
-    fn dispatch_due(&mut self, now: Instant) {
-        for _ in 0..self.settings.max_in_flight.max(1) {
-            if self.next_dispatch(now).is_none_or(|at| at > now) {
-                return;
-            }
-            self.dispatch(now);
-        }
-    }
-
-    fn dispatch(&mut self, now: Instant) {
-        if !self.permit_waiting() && self.peek_due().is_none_or(|due| due > now) {
-            return;
-        }
-        match self.budget.try_take() {
-            Ok(()) => {
-                self.budget_ready_at = None;
-                if let Some(since) = self.budget_blocked_since.take() {
-                    let waited = now.saturating_duration_since(since).as_secs_f64();
-                    ::metrics::histogram!(telemetry::BUDGET_WAIT).record(waited);
-                }
-            }
-            Err(wait) => {
-                self.budget_ready_at = Some(now + wait);
-                self.budget_blocked_since.get_or_insert(now);
-                return;
-            }
-        }
-        if self.grant_permit(now) {
-            return;
-        }
-        let Some(Reverse((due, _, key))) = self.queue.pop() else {
-            return;
-        };
-        let Some(tracked) = self.jobs.get_mut(&key) else {
-            return;
-        };
-        tracked.in_flight = true;
-        self.throttle.on_dispatch(now);
-        self.stats.polls.fetch_add(1, Ordering::Relaxed);
-        let lag = now.saturating_duration_since(due).as_secs_f64();
-        ::metrics::histogram!(telemetry::SCHEDULER_LAG).record(lag);
-        let call = self.poller.poll(&key);
-        self.in_flight.spawn(async move {
-            let started = Instant::now();
-            let result = call.await;
-            let seconds = started.elapsed().as_secs_f64();
-            ::metrics::histogram!(telemetry::API_REQUEST_DURATION).record(seconds);
-            (key, result)
-        });
+    /// The adaptive spacing now: wider as the budget fills.
+    fn spacing(&self, now: Instant) -> Duration {
+        let utilisation = self
+            .load
+            .utilisation(self.queue.clock(now), self.budget.requests_per_second());
+        triage::loaded_spacing(adaptive::SPACING, utilisation)
     }
 
     fn schedule(&mut self, key: &JobKey, due: Instant) {
         let Some(tracked) = self.jobs.get_mut(key) else {
             return;
         };
-        self.next_seq += 1;
-        tracked.due_seq = self.next_seq;
+        self.queue.schedule(key, tracked, due);
         let gap_ms = due.saturating_duration_since(Instant::now()).as_millis() as i64;
-        tracked.record.next_poll_ms = Some(now_ms() + gap_ms);
-        self.queue.push(Reverse((due, self.next_seq, key.clone())));
+        tracked.record.next_poll_ms = Some(self.clock.wall(Instant::now()) + gap_ms);
     }
 
     fn random(&mut self) -> f64 {
@@ -451,7 +360,7 @@ impl Scheduler {
     /// Applies a new watch list: new jobs start (spread over the initial
     /// interval), jobs that left stop, the others are not disturbed.
     fn apply_watch_list(&mut self, list: WatchList, now: Instant) {
-        let wall = now_ms();
+        let wall = self.clock.wall(now);
         let leaving: Vec<JobKey> = self
             .jobs
             .keys()
@@ -497,8 +406,7 @@ impl Scheduler {
                 self.writes.push(Write::Job(tracked.to_record(key)));
             }
             self.jobs.insert(key.clone(), tracked);
-            let random = self.random();
-            let delay = cadence::first_delay(&self.settings.cadence, random);
+            let delay = self.first_delay(key, now);
             self.schedule(key, now + delay);
         }
         // The jobs moved out of `dormant` leave its table as large as it
@@ -507,6 +415,26 @@ impl Scheduler {
             self.dormant.shrink_to_fit();
         }
         self.update_counts();
+    }
+
+    /// When to poll a job that starts being tracked: a moment within the
+    /// initial interval, or, while the budget is loaded, where its
+    /// service's history says jobs usually end.
+    fn first_delay(&mut self, key: &JobKey, now: Instant) -> Duration {
+        let random = self.random();
+        let spacing = self.spacing(now);
+        let learned = (self.settings.adaptive && spacing > adaptive::SPACING)
+            .then(|| {
+                adaptive::first_gap(
+                    &self.history,
+                    &self.settings.cadence,
+                    key.service,
+                    spacing,
+                    random,
+                )
+            })
+            .flatten();
+        learned.unwrap_or_else(|| cadence::first_delay(&self.settings.cadence, random))
     }
 
     fn reconfigure(&mut self, settings: Settings, poller: Option<Arc<dyn Poller>>) {
@@ -548,9 +476,10 @@ impl Scheduler {
             Ok(polled) => {
                 self.auth.on_answer();
                 self.throttle.on_answer();
-                let observation = self.decide(&key, now, |tracked, context| {
-                    observe::observe(tracked, &polled.view, context)
-                });
+                let observation =
+                    self.decide(&key, now, polled.server_now_ms, |tracked, context| {
+                        observe::observe(tracked, &polled.view, context)
+                    });
                 self.apply(key, observation, now);
             }
             Err(error) => self.failed(key, error, now),
@@ -562,9 +491,11 @@ impl Scheduler {
         &mut self,
         key: &JobKey,
         now: Instant,
+        server_now_ms: Option<i64>,
         decision: impl FnOnce(&mut Tracked, &Context<'_>) -> Observation,
     ) -> Option<Observation> {
         let random = self.random();
+        let spacing = self.spacing(now);
         let tracked = self.jobs.get_mut(key)?;
         let context = Context {
             key,
@@ -577,7 +508,9 @@ impl Scheduler {
             history: self.settings.adaptive.then_some(&self.history),
             store_healthy: self.store_healthy.load(Ordering::SeqCst),
             now,
-            wall_ms: now_ms(),
+            wall_ms: self.clock.wall(now),
+            server_now_ms,
+            spacing,
             random,
         };
         Some(decision(tracked, &context))
@@ -591,7 +524,7 @@ impl Scheduler {
         for event in observation.events {
             self.announce(event);
         }
-        let wall = now_ms();
+        let wall = self.clock.wall(now);
         for event_id in observation.announced {
             self.writes.push(Write::Announced {
                 key: key.clone(),
@@ -600,15 +533,17 @@ impl Scheduler {
                 at: wall,
             });
         }
-        if let Some((service, job_type, duration_ms)) = observation.duration {
-            telemetry::record_job_duration(service.as_str(), &job_type, duration_ms);
-            let row = DurationRow {
-                service,
-                job_type: job_type.to_string(),
-                duration_ms,
-            };
-            let worked = Duration::from_millis(duration_ms.max(0) as u64);
-            self.history.record(&duration_key(&row), worked);
+        for row in observation.durations {
+            if row.phase == crate::policy::adaptive::Phase::Whole {
+                telemetry::record_job_duration(
+                    row.service.as_str(),
+                    &row.job_type,
+                    row.duration_ms,
+                );
+            }
+            let worked = Duration::from_millis(row.duration_ms.max(0) as u64);
+            self.history
+                .record_for(row.service, &row.job_type, row.phase, worked);
             self.writes.push(Write::Duration {
                 row,
                 finished_at: wall,
@@ -650,7 +585,7 @@ impl Scheduler {
             ErrorKind::NotFound => {
                 self.auth.on_answer();
                 self.throttle.on_answer();
-                let observation = self.decide(&key, now, observe::not_found);
+                let observation = self.decide(&key, now, None, observe::not_found);
                 self.apply(key, observation, now);
             }
             ErrorKind::Throttled { retry_after } => {
@@ -670,7 +605,7 @@ impl Scheduler {
             | ErrorKind::Decode => {
                 self.throttle.on_answer();
                 let random_gap = self.random();
-                let observation = self.decide(&key, now, |tracked, context| {
+                let observation = self.decide(&key, now, None, |tracked, context| {
                     let delay = observe::retry(tracked, context, random_gap);
                     Observation::poll(delay, Record::Counters)
                 });
@@ -681,7 +616,7 @@ impl Scheduler {
 
     /// The job is done: record it as finished and stop tracking it.
     fn finish(&mut self, key: JobKey) {
-        let wall = now_ms();
+        let wall = self.clock.wall(Instant::now());
         if let Some(tracked) = self.jobs.remove(&key) {
             let mut record = tracked.to_record(&key);
             record.finished = true;
@@ -699,7 +634,12 @@ impl Scheduler {
     /// metrics and the observer.
     fn announce(&mut self, event: Event) {
         let line = log::announce(&event);
-        let queued = sink::outbox_writes(&self.settings.sinks, &event, &line, now_ms());
+        let queued = sink::outbox_writes(
+            &self.settings.sinks,
+            &event,
+            &line,
+            self.clock.wall(Instant::now()),
+        );
         self.writes.extend(queued);
         if let (Some(job), event::JOB_TRANSITION | event::JOB_NOT_FOUND) =
             (event.job(), event.name())
