@@ -11,7 +11,8 @@
 //! returns a `SimHandle`; `serve` runs it on a given listener until a
 //! shutdown future completes (the `sim` subcommand). The unsigned control
 //! API under `/_sim/` and the handle's methods read statistics, add jobs
-//! and replace fault rules while it runs. `docs/simulator.md` describes the
+//! and replace fault rules while it runs. It also serves SMN's publish API
+//! under `/smn` and records every message ([`SmnMessage`], `GET /_sim/smn`). `docs/simulator.md` describes the
 //! scenario format and every answer.
 
 mod auth;
@@ -20,6 +21,7 @@ mod faults;
 mod routes;
 mod scenario;
 mod server;
+mod smn;
 mod state;
 mod timeline;
 
@@ -37,6 +39,7 @@ pub use scenario::{
     SubJobSpec, TimelineEntry,
 };
 pub use server::{FORBIDDEN_CODE, NO_SUCH_API_CODE};
+pub use smn::SmnMessage;
 pub use state::{JobStats, ServiceStats, Stats};
 
 use state::Shared;
@@ -68,6 +71,17 @@ impl SimHandle {
     /// `http://127.0.0.1:PORT/{service}`, the endpoint of one service.
     pub fn service_url(&self, service: crate::job::Service) -> String {
         format!("http://{}/{service}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/smn`, the SMN endpoint (publishes are served
+    /// below it).
+    pub fn smn_url(&self) -> String {
+        format!("http://{}/smn", self.addr)
+    }
+
+    /// Every message SMN topics received so far, in arrival order.
+    pub fn smn_messages(&self) -> Vec<SmnMessage> {
+        self.shared.lock().smn_messages.clone()
     }
 
     /// A copy of the statistics so far.

@@ -35,6 +35,7 @@ use super::bodies::{self, ecs_error_body};
 use super::faults;
 use super::routes::{self, JobTarget};
 use super::scenario::{FaultKind, FaultRule, JobSpec, NotFoundStyle};
+use super::smn;
 use super::state::{LiveKey, Shared};
 use super::timeline;
 use crate::job::Service;
@@ -128,6 +129,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/stats", get(stats))
         .route("/_sim/jobs", post(add_jobs))
         .route("/_sim/faults", put(set_faults))
+        .route("/_sim/smn", get(smn_messages))
         .fallback(api)
         .layer(axum::middleware::map_response(ensure_request_id))
         .with_state(shared)
@@ -215,6 +217,9 @@ impl Asked {
 /// and 404 for the rest.
 async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let request_id = new_request_id();
+    if let Some(target) = smn::publish_target(request.uri().path()) {
+        return smn_publish(shared, request, target, request_id).await;
+    }
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let Some(route) = routes::route(path) else {
@@ -256,6 +261,42 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         Ok(body) => body,
         Err(_) => Bytes::new(),
     };
+    let forbidden = || {
+        let action = format!("{}:jobs:get", asked.service.host_label());
+        forbidden_answer(&action, &request_id)
+    };
+    if let Err(refusal) = gateway(&shared, &parts, &body, arrival, &request_id, forbidden) {
+        return refusal;
+    }
+    if let Some(rule) = draw_fault(&shared, &parts, &asked.names()).await {
+        return fault_response(&shared, &rule, &parts.method, &asked, &request_id);
+    }
+
+    let (status, body) = answer(&shared, &parts.method, &asked, true);
+    respond(status, body, &request_id)
+}
+
+/// A 403 of the IAM policy for `action` (a forbidden credential).
+fn forbidden_answer(action: &str, request_id: &str) -> Response {
+    ecs_error(
+        StatusCode::FORBIDDEN,
+        FORBIDDEN_CODE,
+        &format!("Policy doesn't allow {action} to be performed."),
+        request_id,
+    )
+}
+
+/// The gateway's checks of every API request, in its order: the
+/// signature (401), the credential's `forbidden` (403, answered by
+/// `forbidden`), the global rate limit (429).
+fn gateway(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    body: &Bytes,
+    arrival: Instant,
+    request_id: &str,
+    forbidden: impl FnOnce() -> Response,
+) -> Result<(), Response> {
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -268,45 +309,36 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         .collect();
     let received = Received {
         method: parts.method.as_str(),
-        path,
+        path: parts.uri.path(),
         query: parts.uri.query(),
         headers: &headers,
-        body: &body,
+        body,
     };
     let now_wall = shared.clock.wall(shared.clock.elapsed());
     let credential = match auth::verify(&received, &shared.credentials, now_wall) {
         Ok(credential) => credential,
         Err(rejection) => {
             shared.lock().stats.rejected_auth += 1;
-            return match rejection {
+            return Err(match rejection {
                 Rejection::Signature => gateway_error(
                     StatusCode::UNAUTHORIZED,
                     "APIGW.0301",
                     "Incorrect IAM authentication information: verify aksk signature fail",
-                    &request_id,
+                    request_id,
                 ),
                 Rejection::Date => gateway_error(
                     StatusCode::UNAUTHORIZED,
                     "APIGW.0303",
                     "Incorrect IAM authentication information: \
                      X-Sdk-Date is missing or not within 15 minutes of the server time",
-                    &request_id,
+                    request_id,
                 ),
-            };
+            });
         }
     };
     if credential.forbidden {
-        return ecs_error(
-            StatusCode::FORBIDDEN,
-            FORBIDDEN_CODE,
-            &format!(
-                "Policy doesn't allow {}:jobs:get to be performed.",
-                asked.service.host_label()
-            ),
-            &request_id,
-        );
+        return Err(forbidden());
     }
-
     let limit = shared.requests_per_second;
     if !shared.lock().admit(arrival, limit) {
         let message = format!(
@@ -316,20 +348,30 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
             StatusCode::TOO_MANY_REQUESTS,
             "APIGW.0308",
             &message,
-            &request_id,
+            request_id,
         );
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return Err(response);
     }
+    Ok(())
+}
 
+/// The fault rule drawn for a request known by `names`, after the latency
+/// of every latency rule drawn; `drop` closes the connection here and never
+/// returns.
+async fn draw_fault(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    names: &[&str],
+) -> Option<FaultRule> {
     let drawn = {
         let mut state = shared.lock();
         let drawn = faults::draw(
             &state.faults,
             shared.clock.elapsed(),
-            &asked.names(),
+            names,
             &mut rand::rng(),
         );
         for _ in 0..drawn.latency_rules {
@@ -343,20 +385,118 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     if !drawn.latency.is_zero() {
         tokio::time::sleep(drawn.latency).await;
     }
-    if let Some(rule) = drawn.answer {
-        if rule.kind == FaultKind::Drop
-            && let Some(ConnectionAbort(abort)) = parts.extensions.get::<ConnectionAbort>()
-        {
-            // The connection task drops the connection, and this future
-            // with it, before any byte of a response is written.
-            abort.cancel();
-            std::future::pending::<()>().await;
-        }
-        return fault_response(&shared, &rule, &parts.method, &asked, &request_id);
+    let rule = drawn.answer?;
+    if rule.kind == FaultKind::Drop
+        && let Some(ConnectionAbort(abort)) = parts.extensions.get::<ConnectionAbort>()
+    {
+        // The connection task drops the connection, and this future with
+        // it, before any byte of a response is written.
+        abort.cancel();
+        std::future::pending::<()>().await;
     }
+    Some(rule)
+}
 
-    let (status, body) = answer(&shared, &parts.method, &asked, true);
-    respond(status, body, &request_id)
+/// `POST /smn/v2/{project_id}/notifications/topics/{topic_urn}/publish`:
+/// the gateway, the faults, then the publish (see [`super::smn`]).
+async fn smn_publish(
+    shared: Arc<Shared>,
+    request: Request,
+    target: smn::PublishTarget,
+    request_id: String,
+) -> Response {
+    let arrival = Instant::now();
+    shared.lock().record_smn_arrival(arrival);
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_REQUEST_BODY)
+        .await
+        .unwrap_or_default();
+    let forbidden = || smn_forbidden(&request_id);
+    if let Err(refusal) = gateway(&shared, &parts, &body, arrival, &request_id, forbidden) {
+        return refusal;
+    }
+    if let Some(rule) = draw_fault(&shared, &parts, &["smn", target.topic()]).await
+        && let Some(response) = smn_fault(&shared, &rule, &request_id)
+    {
+        return response;
+    }
+    if parts.method != Method::POST {
+        return no_such_api(&parts.method, parts.uri.path(), &request_id);
+    }
+    let read = smn::read_publish(&target, &body, |project| shared.serves_project(project));
+    match read {
+        Ok(mut message) => {
+            message.message_id = new_request_id();
+            message.at_ms = shared.clock.elapsed().as_millis() as u64;
+            let answer = json!({"request_id": request_id, "message_id": message.message_id});
+            shared.lock().record_smn_message(message);
+            respond(StatusCode::OK, to_json(&answer), &request_id)
+        }
+        Err(refused) => {
+            let status = if refused.code == "SMN.00010009" {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            gateway_error(status, refused.code, &refused.message, &request_id)
+        }
+    }
+}
+
+/// SMN's 403 for a key that may not publish.
+fn smn_forbidden(request_id: &str) -> Response {
+    gateway_error(
+        StatusCode::FORBIDDEN,
+        "SMN.00011008",
+        "Policy doesn't allow smn:topic:publish to be performed.",
+        request_id,
+    )
+}
+
+/// The answer of a fault rule drawn for a publish (`None`: the publish
+/// goes on).
+fn smn_fault(shared: &Shared, rule: &FaultRule, request_id: &str) -> Option<Response> {
+    let response = match rule.kind {
+        FaultKind::ServerError => {
+            let code = status(faults::server_error_status(rule, &mut rand::rng()));
+            gateway_error(code, "SMN.00010000", "Internal server error.", request_id)
+        }
+        FaultKind::Throttle | FaultKind::Throttle202 => {
+            let mut response = gateway_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "APIGW.0308",
+                "The throttling threshold has been reached: policy user over ratelimit,limit:200,time:1 second",
+                request_id,
+            );
+            if let Some(value) = rule
+                .retry_after
+                .and_then(|delay| retry_after_value(shared, delay, rule.retry_after_http_date))
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        FaultKind::Forbidden => smn_forbidden(request_id),
+        FaultKind::ClientError => gateway_error(
+            StatusCode::BAD_REQUEST,
+            "SMN.00010001",
+            "request body is illegal.",
+            request_id,
+        ),
+        // A 200 cut short, and (without a connection to close) a drop.
+        FaultKind::Truncate | FaultKind::Drop => {
+            let full = to_json(&json!({"request_id": request_id, "message_id": "cut"}));
+            let length = HeaderValue::from(full.len());
+            let mut response = respond(StatusCode::OK, faults::truncated_body(full), request_id);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, length);
+            response
+        }
+        // Latency rules never answer; `faults::draw` adds them up instead.
+        FaultKind::Latency => return None,
+    };
+    Some(response)
 }
 
 fn no_such_api(method: &Method, path: &str, request_id: &str) -> Response {
@@ -473,6 +613,10 @@ fn fault_response(
             "request body is illegal.",
             request_id,
         ),
+        FaultKind::Forbidden => {
+            let action = format!("{}:jobs:get", asked.service.host_label());
+            forbidden_answer(&action, request_id)
+        }
         FaultKind::Truncate => truncated(shared, method, asked, request_id),
         // `api` closes the connection itself; this answer is only reached
         // without a connection to close (the router served by another
@@ -512,6 +656,12 @@ fn retry_after_value(shared: &Shared, delay: Duration, http_date: bool) -> Optio
 /// `GET /_sim/stats`.
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     respond(StatusCode::OK, to_json(&shared.stats()), &new_request_id())
+}
+
+/// `GET /_sim/smn`: every message a topic received, in arrival order.
+async fn smn_messages(State(shared): State<Arc<Shared>>) -> Response {
+    let messages = shared.lock().smn_messages.clone();
+    respond(StatusCode::OK, to_json(&messages), &new_request_id())
 }
 
 /// `POST /_sim/jobs` with a JSON array of `JobSpec`.

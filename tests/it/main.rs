@@ -13,6 +13,7 @@ mod properties;
 mod real_systemd;
 mod reliability;
 mod restart;
+mod smn;
 mod systemd;
 mod tools;
 mod vectors;
