@@ -265,7 +265,7 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         let action = format!("{}:jobs:get", asked.service.host_label());
         forbidden_answer(&action, &request_id)
     };
-    if let Err(refusal) = gateway(&shared, &parts, &body, arrival, &request_id, forbidden) {
+    if let Some(refusal) = gateway(&shared, &parts, &body, arrival, &request_id, forbidden) {
         return refusal;
     }
     if let Some(rule) = draw_fault(&shared, &parts, &asked.names()).await {
@@ -288,7 +288,7 @@ fn forbidden_answer(action: &str, request_id: &str) -> Response {
 
 /// The gateway's checks of every API request, in its order: the
 /// signature (401), the credential's `forbidden` (403, answered by
-/// `forbidden`), the global rate limit (429).
+/// `forbidden`), the global rate limit (429). `Some` is the refusal.
 fn gateway(
     shared: &Shared,
     parts: &axum::http::request::Parts,
@@ -296,7 +296,7 @@ fn gateway(
     arrival: Instant,
     request_id: &str,
     forbidden: impl FnOnce() -> Response,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -319,7 +319,7 @@ fn gateway(
         Ok(credential) => credential,
         Err(rejection) => {
             shared.lock().stats.rejected_auth += 1;
-            return Err(match rejection {
+            return Some(match rejection {
                 Rejection::Signature => gateway_error(
                     StatusCode::UNAUTHORIZED,
                     "APIGW.0301",
@@ -337,7 +337,7 @@ fn gateway(
         }
     };
     if credential.forbidden {
-        return Err(forbidden());
+        return Some(forbidden());
     }
     let limit = shared.requests_per_second;
     if !shared.lock().admit(arrival, limit) {
@@ -353,9 +353,9 @@ fn gateway(
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return Err(response);
+        return Some(response);
     }
-    Ok(())
+    None
 }
 
 /// The fault rule drawn for a request known by `names`, after the latency
@@ -412,7 +412,7 @@ async fn smn_publish(
         .await
         .unwrap_or_default();
     let forbidden = || smn_forbidden(&request_id);
-    if let Err(refusal) = gateway(&shared, &parts, &body, arrival, &request_id, forbidden) {
+    if let Some(refusal) = gateway(&shared, &parts, &body, arrival, &request_id, forbidden) {
         return refusal;
     }
     if let Some(rule) = draw_fault(&shared, &parts, &["smn", target.topic()]).await
