@@ -4,6 +4,7 @@ mod budget;
 mod client;
 mod commands;
 mod daemon;
+mod family;
 mod harness;
 mod hostile;
 mod metrics;
