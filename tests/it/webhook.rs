@@ -646,3 +646,59 @@ async fn during_a_rotation_both_secrets_verify_with_the_reference_library() {
         "{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_removed_from_the_configuration_gives_up_its_events() {
+    let sim = simulator().await;
+    let receiver = Receiver::start(Mode::Always(503)).await;
+    let setup = setup(&sim, &receiver, "24h");
+    let daemon = Daemon::start(&setup.config);
+    daemon.wait_for_final_transitions().await;
+    let expected = daemon.expected_deliveries();
+    receiver
+        .seen
+        .wait("a refused request", |seen| !seen.is_empty())
+        .await;
+    assert_eq!(daemon.stop().await, Some(0));
+
+    // The sink leaves the configuration: its queued events are given up at
+    // the next start, one notify.dropped each, rather than kept for ever.
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let cut = text.find("[[notify.webhook]]").unwrap();
+    std::fs::write(&setup.config, &text[..cut]).unwrap();
+    let daemon = Daemon::start(&setup.config);
+    let ids: Vec<String> = expected
+        .iter()
+        .map(|l| l["event_id"].as_str().unwrap().to_string())
+        .collect();
+    daemon
+        .lines
+        .wait("a notify.dropped for every queued event", |lines| {
+            ids.iter().all(|id| {
+                lines
+                    .iter()
+                    .any(|l| l["event"] == "notify.dropped" && l["event_id"] == **id)
+            })
+        })
+        .await;
+    let dropped = daemon.events("notify.dropped");
+    assert_eq!(daemon.stop().await, Some(0));
+    assert_eq!(dropped.len(), ids.len(), "{dropped:#?}");
+    for line in &dropped {
+        assert_eq!(line["sink"], "webhook-1", "{line}");
+        let error = line["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("the sink is no longer configured"),
+            "{line}"
+        );
+    }
+    // The oldest was tried and refused; the others waited behind it.
+    let first = dropped.iter().find(|l| l["event_id"] == ids[0]).unwrap();
+    assert!(
+        first["error"].as_str().unwrap().ends_with("HTTP 503"),
+        "{first}"
+    );
+    assert!(first["attempts"].as_u64().unwrap() >= 1, "{first}");
+    // Nothing was delivered, and nothing more was tried.
+    assert!(receiver.delivered().is_empty());
+}
