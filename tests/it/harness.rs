@@ -488,3 +488,7 @@ pub fn dump(events: &[Value]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+mod skip;
+#[allow(unused_imports)]
+pub use skip::{require, require_command, skip, skip_log, tools_required};

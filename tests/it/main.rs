@@ -10,6 +10,7 @@ mod metrics;
 mod properties;
 mod reliability;
 mod restart;
+mod sdk;
 mod systemd;
 mod vectors;
 mod webhook;
