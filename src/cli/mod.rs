@@ -12,19 +12,10 @@ use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 
 use crate::config::{self, Config, LogFormat};
-use crate::daemon::{self, RunOptions};
+use crate::daemon::{self, RunOptions, exit};
 use crate::huaweicloud::credentials::{CredentialProvider, Environment};
 use crate::output::log;
 use crate::store::Store;
-
-/// Exit code: success.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: the command line was wrong.
-pub const EXIT_USAGE: u8 = 64;
-/// Exit code: an internal error.
-pub const EXIT_SOFTWARE: u8 = 70;
-/// Exit code: the configuration is invalid.
-pub const EXIT_CONFIG: u8 = 78;
 
 /// Watches Huawei Cloud ECS jobs and announces every outcome as a
 /// structured log event.
@@ -80,9 +71,9 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let code = if error.use_stderr() {
-                EXIT_USAGE
+                exit::USAGE
             } else {
-                EXIT_OK
+                exit::OK
             };
             // clap prints help and version on stdout, errors on stderr.
             let _ = error.print();
@@ -118,7 +109,7 @@ fn load_config(
     let path = path.unwrap_or_else(|| config::default_config_path(env));
     match Config::load(&path, env) {
         Ok(config) => Ok((path, config)),
-        Err(error) => Err(fail(EXIT_CONFIG, error)),
+        Err(error) => Err(fail(exit::CONFIG, error)),
     }
 }
 
@@ -137,7 +128,7 @@ fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
         Err(code) => return code,
     };
     if let Err(error) = log::init(log_format(config.log().format), &config.log().level, &env) {
-        return fail(EXIT_CONFIG, format!("log.format: {error:#}"));
+        return fail(exit::CONFIG, format!("log.format: {error:#}"));
     }
     // One thread runs the whole daemon: the scheduler, its calls and the
     // endpoints. A poll is a few microseconds of work, and handing each
@@ -149,7 +140,7 @@ fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => return fail(EXIT_SOFTWARE, format!("cannot start the runtime: {error}")),
+        Err(error) => return fail(exit::SOFTWARE, format!("cannot start the runtime: {error}")),
     };
     // A file size limit (RLIMIT_FSIZE) must fail a write with EFBIG, which
     // the state store reports and survives, not kill the process.
@@ -158,7 +149,7 @@ fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     ) {
         return fail(
-            EXIT_SOFTWARE,
+            exit::SOFTWARE,
             format!("cannot install the SIGXFSZ handler: {error}"),
         );
     }
@@ -166,7 +157,7 @@ fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
         let (orders, control) = tokio::sync::mpsc::channel(1);
         if let Err(error) = crate::daemon::signals::forward(orders.clone()) {
             return fail(
-                EXIT_SOFTWARE,
+                exit::SOFTWARE,
                 format!("cannot install signal handlers: {error}"),
             );
         }
@@ -178,7 +169,7 @@ fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
         // The sender stays alive for the whole run, so only an order stops it.
         let _orders = orders;
         match daemon::run(config, options, control).await {
-            Ok(()) => ExitCode::from(EXIT_OK),
+            Ok(()) => ExitCode::from(exit::OK),
             Err(error) => fail(error.exit_code(), error),
         }
     })
@@ -195,7 +186,7 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
         for other in &problems[1..] {
             eprintln!("ecs-jobwatch: {other}");
         }
-        return fail(EXIT_CONFIG, problem);
+        return fail(exit::CONFIG, problem);
     }
     let credentials = daemon::credentials_config(&config);
     let provider =
@@ -206,16 +197,16 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
                 }
                 provider
             }
-            Err(error) => return fail(EXIT_CONFIG, format!("credentials: {error}")),
+            Err(error) => return fail(exit::CONFIG, format!("credentials: {error}")),
         };
     if let Err(error) = crate::output::webhook::load_sinks(&config) {
-        return fail(EXIT_CONFIG, error);
+        return fail(exit::CONFIG, error);
     }
     println!("# ecs-jobwatch check-config: {} is valid", path.display());
     println!("# credentials: {}", provider.resolved());
     println!("# watch list: {} jobs", list.len());
     print!("{}", config.to_redacted_toml());
-    ExitCode::from(EXIT_OK)
+    ExitCode::from(exit::OK)
 }
 
 fn status(config_path: Option<PathBuf>, json: bool) -> ExitCode {
@@ -226,11 +217,11 @@ fn status(config_path: Option<PathBuf>, json: bool) -> ExitCode {
     };
     let store = match Store::open_read_only(&config.state().dir) {
         Ok(store) => store,
-        Err(error) => return fail(EXIT_CONFIG, error),
+        Err(error) => return fail(exit::state_exit_code(&error), error),
     };
     let jobs = match store.load_jobs() {
         Ok(jobs) => jobs,
-        Err(error) => return fail(EXIT_SOFTWARE, error),
+        Err(error) => return fail(exit::SOFTWARE, error),
     };
     let time = |ms: Option<i64>| {
         ms.and_then(chrono::DateTime::from_timestamp_millis)
@@ -256,7 +247,7 @@ fn status(config_path: Option<PathBuf>, json: bool) -> ExitCode {
             })
             .collect();
         println!("{}", serde_json::Value::Array(rows));
-        return ExitCode::from(EXIT_OK);
+        return ExitCode::from(exit::OK);
     }
     println!(
         "{:<34} {:<8} {:<12} {:<16} {:<21} {:>6} {:<21} LABELS",
@@ -280,7 +271,7 @@ fn status(config_path: Option<PathBuf>, json: bool) -> ExitCode {
             labels.join(" ")
         );
     }
-    ExitCode::from(EXIT_OK)
+    ExitCode::from(exit::OK)
 }
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
@@ -297,16 +288,16 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 fn run_sim(listen: SocketAddr, scenario_path: PathBuf) -> ExitCode {
     let scenario = match crate::sim::Scenario::load(&scenario_path) {
         Ok(scenario) => scenario,
-        Err(error) => return fail(EXIT_CONFIG, error),
+        Err(error) => return fail(exit::CONFIG, error),
     };
     let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => return fail(EXIT_SOFTWARE, format!("cannot start the runtime: {error}")),
+        Err(error) => return fail(exit::SOFTWARE, format!("cannot start the runtime: {error}")),
     };
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(listener) => listener,
-            Err(error) => return fail(EXIT_CONFIG, format!("cannot listen on {listen}: {error}")),
+            Err(error) => return fail(exit::CONFIG, format!("cannot listen on {listen}: {error}")),
         };
         match listener.local_addr() {
             Ok(addr) => println!(
@@ -314,11 +305,11 @@ fn run_sim(listen: SocketAddr, scenario_path: PathBuf) -> ExitCode {
                 serde_json::json!({"event": "sim.listening", "addr": addr.to_string(),
                     "message": format!("simulator listening on http://{addr}")})
             ),
-            Err(error) => return fail(EXIT_SOFTWARE, error),
+            Err(error) => return fail(exit::SOFTWARE, error),
         }
         match crate::sim::serve(listener, scenario, shutdown_signal()).await {
-            Ok(()) => ExitCode::from(EXIT_OK),
-            Err(error) => fail(EXIT_SOFTWARE, format!("{error:#}")),
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(error) => fail(exit::SOFTWARE, format!("{error:#}")),
         }
     })
 }

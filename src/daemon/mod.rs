@@ -7,7 +7,9 @@
 //! here: files, the state store, credentials, the HTTP client; decisions
 //! live in the scheduler and the policies it calls.
 
+pub mod exit;
 mod legacy;
+mod reload;
 pub mod signals;
 pub mod systemd;
 
@@ -32,10 +34,12 @@ use crate::output::webhook::{self, Deliveries};
 use crate::policy::cadence::Cadence;
 use crate::scheduler::observe::ProjectInfo;
 use crate::scheduler::{self, Command, Observer, Settings};
-use crate::services::Poller;
-use crate::store::{StateError, Store, Writer, db_path, now_ms};
+use crate::store::{Store, Writer, db_path, now_ms};
+use reload::Current;
+
 use crate::telemetry::{self, Stats};
 use crate::watch::{self, WatchList};
+pub use exit::DaemonError;
 
 /// How often `watch.dir` is scanned for changes.
 pub const WATCH_SCAN_INTERVAL: Duration = Duration::from_secs(2);
@@ -51,34 +55,6 @@ pub enum Control {
     Reload,
     /// Stop gracefully.
     Shutdown,
-}
-
-/// Why the daemon could not run. Each maps to an exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    /// The configuration cannot work (exit 78).
-    #[error("{0}")]
-    Config(String),
-    /// The state store cannot be used (exit 73, 74 or 75).
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// Anything else (exit 70).
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl DaemonError {
-    /// The sysexits code for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            DaemonError::Config(_) => 78,
-            DaemonError::State(StateError::MissingDir(_)) => 73,
-            DaemonError::State(StateError::Locked(_)) => 75,
-            DaemonError::State(StateError::Io { .. } | StateError::Sqlite { .. }) => 74,
-            DaemonError::State(StateError::TooNew { .. }) => 78,
-            DaemonError::Internal(_) => 70,
-        }
-    }
 }
 
 /// What `run` needs besides the configuration.
@@ -428,130 +404,4 @@ async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
 
 fn watch_list_len(stats: &Stats) -> usize {
     stats.tracked.load(std::sync::atomic::Ordering::Relaxed) as usize
-}
-
-/// The configuration in force and what was built from it.
-struct Current {
-    config: Config,
-    project_id: String,
-    provider: CredentialProvider,
-    deliveries: Option<Deliveries>,
-    outbox_db: PathBuf,
-    outbox_wake: signal::Receiver<u64>,
-}
-
-impl Current {
-    /// Re-reads the configuration and the watch list; on any error the old
-    /// configuration stays in force.
-    async fn reload(
-        &mut self,
-        path: &Option<PathBuf>,
-        env_map: &BTreeMap<String, String>,
-        handle: &scheduler::Handle,
-    ) {
-        let tracked = watch_list_len(&handle.stats);
-        let config = match path {
-            Some(path) => match Config::load(path, env_map) {
-                Ok(config) => config,
-                Err(error) => {
-                    log::announce(&event::daemon_reload_failed(tracked, &error.to_string()));
-                    return;
-                }
-            },
-            None => self.config.clone(),
-        };
-        let sinks = match webhook::load_sinks(&config) {
-            Ok(sinks) => sinks,
-            Err(error) => {
-                log::announce(&event::daemon_reload_failed(tracked, &error));
-                return;
-            }
-        };
-        let env = Environment::from_pairs(env_map.clone());
-        let rebuild = config.effective_endpoint() != self.config.effective_endpoint()
-            || config.project_id() != self.config.project_id()
-            || config.credentials() != self.config.credentials()
-            || config.limits().request_timeout != self.config.limits().request_timeout;
-        let mut poller: Option<Arc<dyn Poller>> = None;
-        let mut project_id = self.project_id.clone();
-        let mut provider = self.provider.clone();
-        if rebuild {
-            let built = async {
-                let provider = credential_provider(&config, &env)?;
-                let project_id = self::project_id(&config, &env).await?;
-                let client = client(&config, &project_id, provider.clone())?;
-                Ok::<_, DaemonError>((provider, project_id, client))
-            }
-            .await;
-            match built {
-                Ok((new_provider, new_project, client)) => {
-                    provider = new_provider;
-                    project_id = new_project;
-                    poller = Some(Arc::new(legacy::EcsPoller(client)));
-                }
-                Err(error) => {
-                    log::announce(&event::daemon_reload_failed(tracked, &error.to_string()));
-                    return;
-                }
-            }
-        } else if let Err(error) = provider.reload(&env) {
-            log::announce(&event::daemon_reload_failed(
-                tracked,
-                &format!("credentials: {error}"),
-            ));
-            return;
-        }
-        if let Err(error) = self.restart_deliveries(sinks).await {
-            log::announce(&event::daemon_reload_failed(tracked, &error));
-            return;
-        }
-        if config.log().level != self.config.log().level {
-            crate::output::log::set_level(&config.log().level);
-        }
-        handle.send(Command::Reconfigure {
-            settings: Box::new(settings(&config, &project_id)),
-            poller,
-        });
-        handle.send(Command::WatchList(load_watch_list(&config)));
-        self.config = config;
-        self.project_id = project_id;
-        self.provider = provider;
-        // `daemon.reloaded` (and the `READY=1` after it) wait until the
-        // scheduler has applied the new list, so its count is the new one.
-        let (applied, wait) = oneshot::channel();
-        if handle.send(Command::Sync(applied)) {
-            let _ = wait.await;
-        }
-        release_freed_memory();
-        log::announce(&event::daemon_reloaded(watch_list_len(&handle.stats)));
-    }
-
-    /// Replaces the delivery tasks when the sinks changed (never two tasks
-    /// for one sink at a time); on failure the old sinks are served again.
-    async fn restart_deliveries(&mut self, sinks: Vec<webhook::Sink>) -> Result<(), String> {
-        let old = match self.deliveries.take() {
-            Some(old) if old.sinks() == sinks.as_slice() => {
-                self.deliveries = Some(old);
-                return Ok(());
-            }
-            Some(old) => {
-                let previous = old.sinks().to_vec();
-                old.stop().await;
-                previous
-            }
-            None => Vec::new(),
-        };
-        let start =
-            |sinks| Deliveries::start(self.outbox_db.clone(), sinks, self.outbox_wake.clone());
-        match start(sinks) {
-            Ok(deliveries) => {
-                self.deliveries = Some(deliveries);
-                Ok(())
-            }
-            Err(error) => {
-                self.deliveries = start(old).ok();
-                Err(error)
-            }
-        }
-    }
 }

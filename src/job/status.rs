@@ -1,7 +1,7 @@
 //! The status vocabulary every service is mapped to, so that one alert
 //! rule covers them all: `INIT`, `RUNNING`, `SUCCESS`, `FAIL`,
 //! `PENDING_PAYMENT`, or a service's own word upper-cased where none of
-//! these fits. Each adapter in [`crate::services`] maps its own words;
+//! these fits. Each service adapter (`src/services/`) maps its own words;
 //! nothing else knows them.
 
 use std::fmt;

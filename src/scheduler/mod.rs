@@ -688,6 +688,16 @@ impl Scheduler {
         let line = log::announce(&event);
         let queued = sink::outbox_writes(&self.settings.sinks, &event, &line, now_ms());
         self.writes.extend(queued);
+        if let (Some(job), event::JOB_TRANSITION | event::JOB_NOT_FOUND) =
+            (event.job(), event.name())
+        {
+            // The job's row exists since it was first tracked; the record
+            // written after this does not touch the column.
+            self.writes.push(Write::LastEvent {
+                key: job.key.clone(),
+                json: line.json.clone(),
+            });
+        }
         ::metrics::counter!(telemetry::EVENTS, "event" => event.name()).increment(1);
         if let (Some(status), Some(job)) = (event.status(), event.job()) {
             let label = telemetry::status_label(status.as_str());

@@ -91,6 +91,15 @@ pub enum Write {
     /// records the fact; ignored when this sink already has this
     /// `event_id` queued (see [`outbox`]).
     Outbox(outbox::Queued),
+    /// The JSON line of a job's latest `job.transition` or
+    /// `job.not_found` (kept apart from the record, which never carries
+    /// it, so the scheduler holds no copy in memory).
+    LastEvent {
+        /// The job.
+        key: JobKey,
+        /// The event's JSON line.
+        json: String,
+    },
     /// A finished job's duration.
     Duration {
         /// The duration.
@@ -168,6 +177,19 @@ impl Store {
         );
         self.conn
             .query_row(&sql, key_params(key), record_of)
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.sqlite(e))
+    }
+
+    /// The JSON line of a job's latest `job.transition` or `job.not_found`.
+    pub fn last_event(&self, key: &JobKey) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT last_event FROM jobs WHERE project = ?1 AND service = ?2 AND job_id = ?3",
+                key_params(key),
+                |row| row.get::<_, Option<String>>(0),
+            )
             .optional()
             .map(Option::flatten)
             .map_err(|e| self.sqlite(e))
@@ -390,6 +412,13 @@ fn apply_one(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
                 row.duration_ms,
                 finished_at
             ])?;
+        }
+        Write::LastEvent { key, json } => {
+            let [project, service, job_id] = key_params(key);
+            tx.prepare_cached(
+                "UPDATE jobs SET last_event = ?4 WHERE project = ?1 AND service = ?2 AND job_id = ?3",
+            )?
+            .execute(params![project, service, job_id, json])?;
         }
         Write::Outbox(queued) => outbox::queue(tx, queued)?,
     }

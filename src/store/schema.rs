@@ -57,7 +57,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX outbox_fact ON outbox (sink, event_id);",
     // Version 3: the job family. A job is identified by (project, service,
     // job id); every existing row is an ECS job of the default project.
-    // Durations are kept per service and job type.
+    // Durations are kept per service and job type. A job row keeps the JSON
+    // line of its last `job.transition` or `job.not_found` (for `status JOB`
+    // and `wait`).
     "CREATE TABLE jobs_v3 (
         project TEXT NOT NULL,
         service TEXT NOT NULL,
@@ -75,6 +77,7 @@ pub const MIGRATIONS: &[&str] = &[
         finished INTEGER NOT NULL DEFAULT 0,
         finished_at INTEGER,
         timeout_announced INTEGER NOT NULL DEFAULT 0,
+        last_event TEXT,
         PRIMARY KEY (project, service, job_id)
     ) WITHOUT ROWID;
     INSERT INTO jobs_v3 (project, service, job_id, labels, status, job_type, tracked_since,

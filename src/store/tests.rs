@@ -89,7 +89,25 @@ fn round_trip_and_reopen() {
     assert_eq!(durations[0].service, Service::Cce);
     assert_eq!(durations[1].duration_ms, 60_000);
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    assert_eq!(store.job(&b.key).unwrap(), Some(b));
+    assert_eq!(store.job(&b.key).unwrap(), Some(b.clone()));
+    drop(store);
+
+    // The last event survives a later record of the same job.
+    let mut store = Store::open(dir.path()).unwrap();
+    store
+        .apply(&[
+            Write::LastEvent {
+                key: b.key.clone(),
+                json: "{\"event\":\"job.transition\"}".into(),
+            },
+            Write::Job(b.clone()),
+        ])
+        .unwrap();
+    assert_eq!(
+        store.last_event(&b.key).unwrap().as_deref(),
+        Some("{\"event\":\"job.transition\"}")
+    );
+    assert_eq!(store.last_event(&key("nope")).unwrap(), None);
 }
 
 #[test]

@@ -180,6 +180,11 @@ impl Setup {
         self.set("watch.dir", dir)
     }
 
+    /// The state directory (`state` in the temporary directory).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     /// The watch directory (`jobs.d` in the temporary directory).
     pub fn watch_dir(&self) -> PathBuf {
         self.dir.path().join("jobs.d")

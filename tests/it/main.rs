@@ -7,6 +7,7 @@ mod daemon;
 mod harness;
 mod hostile;
 mod metrics;
+mod migration;
 mod properties;
 mod reliability;
 mod restart;

@@ -1,0 +1,149 @@
+//! `SIGHUP`: the configuration and the watch list read again. A valid new
+//! configuration takes effect without losing any job's state (the
+//! scheduler keeps its jobs and gets new settings, a new poller when the
+//! endpoints or credentials changed, and the new list); an invalid one is
+//! reported with `daemon.reload_failed` and the old one stays in force.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{oneshot, watch as signal};
+
+use super::{
+    DaemonError, client, credential_provider, legacy, load_watch_list, release_freed_memory,
+    settings, watch_list_len,
+};
+use crate::config::Config;
+use crate::huaweicloud::credentials::{CredentialProvider, Environment};
+use crate::output::event;
+use crate::output::log;
+use crate::output::webhook::{self, Deliveries};
+use crate::scheduler::{self, Command};
+use crate::services::Poller;
+
+/// The configuration in force and what was built from it.
+pub(super) struct Current {
+    pub(super) config: Config,
+    pub(super) project_id: String,
+    pub(super) provider: CredentialProvider,
+    pub(super) deliveries: Option<Deliveries>,
+    pub(super) outbox_db: PathBuf,
+    pub(super) outbox_wake: signal::Receiver<u64>,
+}
+
+impl Current {
+    /// Re-reads the configuration and the watch list; on any error the old
+    /// configuration stays in force.
+    pub(super) async fn reload(
+        &mut self,
+        path: &Option<PathBuf>,
+        env_map: &BTreeMap<String, String>,
+        handle: &scheduler::Handle,
+    ) {
+        let tracked = watch_list_len(&handle.stats);
+        let config = match path {
+            Some(path) => match Config::load(path, env_map) {
+                Ok(config) => config,
+                Err(error) => {
+                    log::announce(&event::daemon_reload_failed(tracked, &error.to_string()));
+                    return;
+                }
+            },
+            None => self.config.clone(),
+        };
+        let sinks = match webhook::load_sinks(&config) {
+            Ok(sinks) => sinks,
+            Err(error) => {
+                log::announce(&event::daemon_reload_failed(tracked, &error));
+                return;
+            }
+        };
+        let env = Environment::from_pairs(env_map.clone());
+        let rebuild = config.effective_endpoint() != self.config.effective_endpoint()
+            || config.project_id() != self.config.project_id()
+            || config.credentials() != self.config.credentials()
+            || config.limits().request_timeout != self.config.limits().request_timeout;
+        let mut poller: Option<Arc<dyn Poller>> = None;
+        let mut project_id = self.project_id.clone();
+        let mut provider = self.provider.clone();
+        if rebuild {
+            let built = async {
+                let provider = credential_provider(&config, &env)?;
+                let project_id = super::project_id(&config, &env).await?;
+                let client = client(&config, &project_id, provider.clone())?;
+                Ok::<_, DaemonError>((provider, project_id, client))
+            }
+            .await;
+            match built {
+                Ok((new_provider, new_project, client)) => {
+                    provider = new_provider;
+                    project_id = new_project;
+                    poller = Some(Arc::new(legacy::EcsPoller(client)));
+                }
+                Err(error) => {
+                    log::announce(&event::daemon_reload_failed(tracked, &error.to_string()));
+                    return;
+                }
+            }
+        } else if let Err(error) = provider.reload(&env) {
+            log::announce(&event::daemon_reload_failed(
+                tracked,
+                &format!("credentials: {error}"),
+            ));
+            return;
+        }
+        if let Err(error) = self.restart_deliveries(sinks).await {
+            log::announce(&event::daemon_reload_failed(tracked, &error));
+            return;
+        }
+        if config.log().level != self.config.log().level {
+            crate::output::log::set_level(&config.log().level);
+        }
+        handle.send(Command::Reconfigure {
+            settings: Box::new(settings(&config, &project_id)),
+            poller,
+        });
+        handle.send(Command::WatchList(load_watch_list(&config)));
+        self.config = config;
+        self.project_id = project_id;
+        self.provider = provider;
+        // `daemon.reloaded` (and the `READY=1` after it) wait until the
+        // scheduler has applied the new list, so its count is the new one.
+        let (applied, wait) = oneshot::channel();
+        if handle.send(Command::Sync(applied)) {
+            let _ = wait.await;
+        }
+        release_freed_memory();
+        log::announce(&event::daemon_reloaded(watch_list_len(&handle.stats)));
+    }
+
+    /// Replaces the delivery tasks when the sinks changed (never two tasks
+    /// for one sink at a time); on failure the old sinks are served again.
+    async fn restart_deliveries(&mut self, sinks: Vec<webhook::Sink>) -> Result<(), String> {
+        let old = match self.deliveries.take() {
+            Some(old) if old.sinks() == sinks.as_slice() => {
+                self.deliveries = Some(old);
+                return Ok(());
+            }
+            Some(old) => {
+                let previous = old.sinks().to_vec();
+                old.stop().await;
+                previous
+            }
+            None => Vec::new(),
+        };
+        let start =
+            |sinks| Deliveries::start(self.outbox_db.clone(), sinks, self.outbox_wake.clone());
+        match start(sinks) {
+            Ok(deliveries) => {
+                self.deliveries = Some(deliveries);
+                Ok(())
+            }
+            Err(error) => {
+                self.deliveries = start(old).ok();
+                Err(error)
+            }
+        }
+    }
+}
