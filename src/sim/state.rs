@@ -37,6 +37,16 @@ pub struct Stats {
     pub max_requests_in_any_1s_window: u64,
     /// Per known job id.
     pub jobs: BTreeMap<String, JobStats>,
+    /// Connections accepted (before any TLS handshake).
+    #[serde(default)]
+    pub connections: u64,
+    /// Connections closed after `idle_timeout` without a request in flight.
+    #[serde(default)]
+    pub connections_closed_idle: u64,
+    /// TLS handshakes that failed or timed out (a client that does not
+    /// trust the certificate, for one).
+    #[serde(default)]
+    pub tls_handshake_failures: u64,
 }
 
 /// What the simulator has seen for one job.

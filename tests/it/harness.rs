@@ -100,9 +100,17 @@ impl Sim {
 
 /// Starts the simulator with the harness credential and `tables`.
 pub async fn sim(tables: &str) -> Sim {
+    sim_with(tables, sim::ServerOptions::default()).await
+}
+
+/// Like [`sim`], serving HTTPS or closing idle connections as `options`
+/// say.
+pub async fn sim_with(tables: &str, options: sim::ServerOptions) -> Sim {
     let scenario = Scenario::from_toml_str(&scenario_text(tables)).expect("valid test scenario");
     let started = Instant::now();
-    let handle = sim::spawn(scenario).await.expect("simulator starts");
+    let handle = sim::spawn_with(scenario, options)
+        .await
+        .expect("simulator starts");
     Sim { handle, started }
 }
 

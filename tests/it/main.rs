@@ -13,5 +13,6 @@ mod reliability;
 mod restart;
 mod sdk;
 mod systemd;
+mod tls;
 mod vectors;
 mod webhook;
