@@ -30,21 +30,21 @@ pub struct Cli {
 enum Command {
     /// Run the daemon in the foreground.
     Run {
-        /// The configuration file [default: $CONFIGURATION_DIRECTORY/ecs-jobwatch.toml, else /etc/ecs-jobwatch/ecs-jobwatch.toml].
-        #[arg(long)]
+        /// The configuration file [default: $ECS_JOBWATCH_CONFIG, else $CONFIGURATION_DIRECTORY/ecs-jobwatch.toml, else /etc/ecs-jobwatch/ecs-jobwatch.toml].
+        #[arg(short, long)]
         config: Option<PathBuf>,
     },
     /// Validate the configuration, the watch files and the credentials
     /// source, and print the effective configuration (secrets redacted).
     CheckConfig {
-        /// The configuration file.
-        #[arg(long)]
+        /// The configuration file [default: as for `run`].
+        #[arg(short, long)]
         config: Option<PathBuf>,
     },
     /// List the tracked jobs from the state store (never calls the API).
     Status {
-        /// The configuration file (for `state.dir`).
-        #[arg(long)]
+        /// The configuration file, for `state.dir` [default: as for `run`].
+        #[arg(short, long)]
         config: Option<PathBuf>,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -106,7 +106,7 @@ fn load_config(
     path: Option<PathBuf>,
     env: &BTreeMap<String, String>,
 ) -> Result<(PathBuf, Config), ExitCode> {
-    let path = path.unwrap_or_else(|| config::default_config_path(env));
+    let path = config::config_path(path, env);
     match Config::load(&path, env) {
         Ok(config) => Ok((path, config)),
         Err(error) => Err(fail(exit::CONFIG, error)),

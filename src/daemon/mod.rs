@@ -26,7 +26,7 @@ use crate::huaweicloud::client::{Client, ClientConfig};
 use crate::huaweicloud::credentials::{
     self, CredentialProvider, CredentialsConfig, Environment, Source,
 };
-use crate::job::{JobKey, Labels, ProjectName};
+use crate::job::{JobKey, ProjectName};
 use crate::output::event;
 use crate::output::log;
 use crate::output::sink::SinkFilter;
@@ -179,14 +179,19 @@ fn client(
 
 /// Reads the watch list of a configuration, with every problem.
 pub fn read_watch_list(config: &Config) -> (WatchList, Vec<watch::Problem>) {
-    let jobs: Vec<(JobKey, Labels)> = config
-        .watch()
-        .jobs
+    let projects: Vec<ProjectName> = config
+        .projects()
         .iter()
-        .map(|id| (JobKey::ecs(id.clone()), Labels::new()))
+        .map(|project| project.name.clone())
         .collect();
-    let projects = [ProjectName::default()];
-    watch::load(&jobs, config.watch().dir.as_deref(), &projects)
+    let check = |key: &JobKey| match config.project(&key.project) {
+        None => Err(watch::unknown_project(&key.project, &projects)),
+        Some(project) => project
+            .endpoint(key.service)
+            .map(|_| ())
+            .map_err(|missing| missing.to_string()),
+    };
+    watch::load(&config.watch().jobs, config.watch().dir.as_deref(), &check)
 }
 
 /// Reads the watch list of a configuration, emitting every problem.

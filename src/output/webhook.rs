@@ -100,7 +100,8 @@ pub fn load_sinks(config: &Config) -> Result<Vec<Sink>, String> {
         .iter()
         .enumerate()
         .map(|(index, settings)| {
-            let secret = match &settings.secret_file {
+            // Until Standard Webhooks signing lands, the first of several secrets signs.
+            let secret = match settings.secret_files.first() {
                 None => None,
                 Some(path) => Some(
                     read_secret(path)

@@ -302,21 +302,37 @@ fn check_line_bytes(raw: &[u8]) -> Result<&str, String> {
     }
     Ok(line)
 }
+/// Whether a job can be watched (its project is configured, its service
+/// reachable in that project); `Err` says why not.
+pub type Check<'a> = &'a dyn Fn(&JobKey) -> Result<(), String>;
+
+/// A check that knows only which projects exist.
+pub fn projects_check(projects: &[ProjectName]) -> impl Fn(&JobKey) -> Result<(), String> + '_ {
+    move |key: &JobKey| {
+        if projects.contains(&key.project) {
+            Ok(())
+        } else {
+            Err(unknown_project(&key.project, projects))
+        }
+    }
+}
+
 /// Reads the jobs of `watch.jobs` plus the directory. Never fails: an
-/// unreadable directory or file is a [`Problem`], and so is a line naming
-/// a project that `projects` does not list.
+/// unreadable directory or file is a [`Problem`], and so is a line that
+/// `check` refuses (an unknown project, a service without an endpoint).
+/// The jobs of `watch.jobs` were checked with the configuration.
 pub fn load(
     config_jobs: &[(JobKey, Labels)],
     dir: Option<&Path>,
-    projects: &[ProjectName],
+    check: Check<'_>,
 ) -> (WatchList, Vec<Problem>) {
-    load_limited(config_jobs, dir, projects, MAX_ENTRIES)
+    load_limited(config_jobs, dir, check, MAX_ENTRIES)
 }
 
 fn load_limited(
     config_jobs: &[(JobKey, Labels)],
     dir: Option<&Path>,
-    projects: &[ProjectName],
+    check: Check<'_>,
     limit: usize,
 ) -> (WatchList, Vec<Problem>) {
     let mut list = WatchList::default();
@@ -355,8 +371,8 @@ fn load_limited(
         list.files.push(path.clone());
         let before = list.len();
         let flow = parse_lines(&path, &text, &mut problems, |key, labels, line| {
-            if !projects.contains(&key.project) {
-                return Accept::Refused(unknown_project(&key.project, projects));
+            if let Err(why) = check(&key) {
+                return Accept::Refused(why);
             }
             list.add(key, labels, Place::File { file, line }, limit)
         });

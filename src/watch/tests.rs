@@ -296,13 +296,17 @@ fn ids(list: &WatchList) -> Vec<String> {
 
 #[test]
 fn load_config_only() {
-    let (list, problems) = load(&config(&[id("b"), id("a"), id("b")]), None, &projects());
+    let (list, problems) = load(
+        &config(&[id("b"), id("a"), id("b")]),
+        None,
+        &projects_check(&projects()),
+    );
     assert_eq!(problems, []);
     assert_eq!(ids(&list), ["a", "b"]);
     assert_eq!(list.get(&id("a")), Some(&Labels::new()));
     assert_eq!(list.origin(&id("b")), Some(Origin::Config));
     assert!(!list.contains(&id("c")));
-    let (empty, problems) = load(&config(&[]), None, &projects());
+    let (empty, problems) = load(&config(&[]), None, &projects_check(&projects()));
     assert!(empty.is_empty() && problems.is_empty());
     assert_eq!(empty, WatchList::default());
 }
@@ -321,7 +325,11 @@ fn load_files_in_name_order() {
     write(dir, "a.JOBS", "upper\n");
     fs::create_dir(dir.join("sub.jobs")).unwrap();
     write(&dir.join("sub.jobs"), "inner.jobs", "inner\n");
-    let (list, problems) = load(&config(&[id("cfg")]), Some(dir), &projects());
+    let (list, problems) = load(
+        &config(&[id("cfg")]),
+        Some(dir),
+        &projects_check(&projects()),
+    );
     assert_eq!(
         shown(dir, &problems),
         [
@@ -356,7 +364,11 @@ fn load_duplicates() {
         "2.jobs",
         "# again\nsame team=a\nplain\nsame\ncfg team=x\n",
     );
-    let (list, problems) = load(&config(&[id("cfg")]), Some(dir), &projects());
+    let (list, problems) = load(
+        &config(&[id("cfg")]),
+        Some(dir),
+        &projects_check(&projects()),
+    );
     assert_eq!(
         shown(dir, &problems),
         [
@@ -375,7 +387,7 @@ fn load_bad_line_keeps_the_rest() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
     write(dir, "a.jobs", "good1\nbad*id\ngood2 team\ngood3 env=x\n");
-    let (list, problems) = load(&config(&[]), Some(dir), &projects());
+    let (list, problems) = load(&config(&[]), Some(dir), &projects_check(&projects()));
     assert_eq!(
         shown(dir, &problems),
         [
@@ -390,7 +402,11 @@ fn load_bad_line_keeps_the_rest() {
 fn load_missing_dir() {
     let temp = tempfile::tempdir().unwrap();
     let missing = temp.path().join("nope");
-    let (list, problems) = load(&config(&[id("a")]), Some(&missing), &projects());
+    let (list, problems) = load(
+        &config(&[id("a")]),
+        Some(&missing),
+        &projects_check(&projects()),
+    );
     assert_eq!(ids(&list), ["a"]);
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].path, missing);
@@ -403,7 +419,7 @@ fn load_missing_dir() {
     );
     // A file where the directory should be is a problem too.
     let file = write(temp.path(), "file", "a\n");
-    let (_, problems) = load(&config(&[]), Some(&file), &projects());
+    let (_, problems) = load(&config(&[]), Some(&file), &projects_check(&projects()));
     assert_eq!(problems.len(), 1, "{problems:?}");
 }
 
@@ -417,7 +433,7 @@ fn load_symlinks() {
     std::os::unix::fs::symlink("missing.txt", dir.join("dangling.jobs")).unwrap();
     std::os::unix::fs::symlink("target.txt", dir.join("link.jobs")).unwrap();
     write(dir, "z.jobs", "z\n");
-    let (list, problems) = load(&config(&[]), Some(dir), &projects());
+    let (list, problems) = load(&config(&[]), Some(dir), &projects_check(&projects()));
     assert_eq!(ids(&list), ["a", "linked", "z"]);
     let shown = shown(dir, &problems);
     assert_eq!(shown.len(), 2, "{shown:?}");
@@ -443,7 +459,7 @@ fn load_skips_fifo_without_blocking() {
         // Without mkfifo there is no FIFO to skip; the rest of the suite still runs.
         return;
     }
-    let (list, problems) = load(&config(&[]), Some(dir), &projects());
+    let (list, problems) = load(&config(&[]), Some(dir), &projects_check(&projects()));
     assert_eq!(ids(&list), ["a"]);
     assert_eq!(
         shown(dir, &problems),
@@ -468,7 +484,7 @@ fn load_binary_garbage() {
     assert!(garbage.contains(&0) && std::str::from_utf8(&garbage).is_err());
     write(dir, "a.jobs", &garbage);
     write(dir, "b.jobs", "fine\n");
-    let (list, problems) = load(&config(&[]), Some(dir), &projects());
+    let (list, problems) = load(&config(&[]), Some(dir), &projects_check(&projects()));
     assert!(list.contains(&id("fine")));
     assert!(!problems.is_empty());
     assert!(problems.len() <= MAX_PROBLEMS_PER_FILE + 1);
@@ -486,7 +502,7 @@ fn load_refuses_oversized_file_unread() {
     let big = File::create(dir.join("big.jobs")).unwrap();
     big.set_len(MAX_FILE_BYTES + 1).unwrap();
     write(dir, "small.jobs", "small\n");
-    let (list, problems) = load(&config(&[]), Some(dir), &projects());
+    let (list, problems) = load(&config(&[]), Some(dir), &projects_check(&projects()));
     assert_eq!(ids(&list), ["small"]);
     assert_eq!(
         shown(dir, &problems),
@@ -516,14 +532,23 @@ fn load_entry_cap() {
     let dir = temp.path();
     write(dir, "a.jobs", "a\nb\nc\n");
     write(dir, "b.jobs", "d\n");
-    let (list, problems) = load_limited(&config(&[id("a"), id("x")]), Some(dir), &projects(), 3);
+    let (list, problems) = load_limited(
+        &config(&[id("a"), id("x")]),
+        Some(dir),
+        &projects_check(&projects()),
+        3,
+    );
     assert_eq!(ids(&list), ["a", "b", "x"]);
     assert_eq!(
         shown(dir, &problems),
         ["D/a.jobs:3: more than 3 jobs, the most allowed; this line and the rest are ignored"]
     );
-    let (list, problems) =
-        load_limited(&config(&[id("a"), id("b"), id("c")]), None, &projects(), 2);
+    let (list, problems) = load_limited(
+        &config(&[id("a"), id("b"), id("c")]),
+        None,
+        &projects_check(&projects()),
+        2,
+    );
     assert_eq!(ids(&list), ["a", "b"]);
     assert_eq!(
         problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -585,7 +610,7 @@ fn services_and_projects_in_watch_files() {
         "evs:v1 team=db\nsh/cce:c1\nnope/ecs:x\nfoo:abc\nv1\n",
     )
     .unwrap();
-    let (list, problems) = load(&[], Some(dir), &projects());
+    let (list, problems) = load(&[], Some(dir), &projects_check(&projects()));
     let keys: Vec<String> = list.iter().map(|(key, _)| key.to_string()).collect();
     assert_eq!(keys, ["v1", "evs:v1", "sh/cce:c1"]);
     let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();

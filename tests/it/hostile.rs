@@ -255,7 +255,11 @@ fn watch_dir_with_good_file() -> tempfile::TempDir {
 
 /// Loads `dir` and checks that the good file still counted.
 fn load_beside_good_file(dir: &Path) -> Vec<watch::Problem> {
-    let (list, problems) = watch::load(&[], Some(dir), &[ProjectName::default()]);
+    let (list, problems) = watch::load(
+        &[],
+        Some(dir),
+        &watch::projects_check(&[ProjectName::default()]),
+    );
     let id = JobKey::parse(JOB).expect("a valid id");
     assert!(
         list.contains(&id),
