@@ -145,7 +145,7 @@ pub fn status_line(
     polls_per_minute: u64,
     last_error: Option<(i64, &str)>,
 ) -> String {
-    let mut line = format!("tracking {tracked} jobs");
+    let mut line = format!("tracking {}", crate::output::event::jobs(tracked as usize));
     if pending > 0 {
         line.push_str(&format!(" ({pending} pending payment)"));
     }
@@ -176,12 +176,13 @@ mod tests {
         );
         assert_eq!(
             status_line(1, 0, 5, Some((7, "auth"))),
-            "tracking 1 jobs, 5 polls/min, last API error 7s ago: auth"
+            "tracking 1 job, 5 polls/min, last API error 7s ago: auth"
         );
         assert_eq!(
-            status_line(1, 0, 5, Some((7200, "server"))),
-            "tracking 1 jobs, 5 polls/min, last API error 2h ago: server"
+            status_line(1, 1, 5, Some((7200, "server"))),
+            "tracking 1 job (1 pending payment), 5 polls/min, last API error 2h ago: server"
         );
+        assert_eq!(status_line(2, 0, 0, None), "tracking 2 jobs, 0 polls/min");
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub const SK: &str = "it-secret-key-00000000000000000000000001";
 /// The longest any single await may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-fn scenario_text(tables: &str) -> String {
+/// A scenario file's text: the harness project and credential, then
+/// `tables` (`[[job]]` and `[[fault]]`).
+pub fn scenario_text(tables: &str) -> String {
     format!(
         "project_id = \"{PROJECT}\"\n\n[[credential]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n\n{tables}"
     )

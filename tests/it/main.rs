@@ -9,6 +9,7 @@ mod hostile;
 mod metrics;
 mod migration;
 mod properties;
+mod real_systemd;
 mod reliability;
 mod restart;
 mod sdk;
