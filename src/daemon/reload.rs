@@ -86,7 +86,14 @@ impl Current {
                     return;
                 }
             }
-        } else if let Err(error) = provider.reload(&env) {
+        } else if let Err(error) = {
+            let mut warnings = Vec::new();
+            let reloaded = provider.reload(&env, &mut warnings);
+            for warning in &warnings {
+                log::announce(&event::credentials_warning(warning));
+            }
+            reloaded
+        } {
             log::announce(&event::daemon_reload_failed(
                 tracked,
                 &format!("credentials: {error}"),

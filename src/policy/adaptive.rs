@@ -1,67 +1,232 @@
 //! The adaptive cadence: where to poll a running job next, learned from how
-//! long finished jobs of the same `job_type` took.
+//! long finished jobs of the same service and `job_type` took.
 //!
 //! A pure policy beside [`crate::policy::cadence`]. [`History`] keeps, per
-//! `job_type`, a bounded sample of the newest durations (first sighting to
-//! final observation, as the scheduler records them); [`next_gap`] turns
-//! that sample into the gap before the next poll, or answers `None` when
-//! there is not enough history, and the caller falls back to the plain
+//! service and `job_type` (a CCE `CreateCluster` is not an ECS
+//! `createServer`), the newest [`SAMPLE_SIZE`] durations, ideally the
+//! exact `end_time - begin_time` of [`crate::policy::server_time`].
+//! [`place`] turns them into the gap before the next poll of a job whose
+//! age is known ([`Observation`]), or answers `None` when the type has no
+//! history at all, and the caller falls back to the plain
 //! [`crate::policy::cadence::next_gap`].
 //!
-//! The placement rule: from the moment `t` (time since first sighting), the
-//! next gap `g` is the smallest one for which `g * P(done by t + g | not
-//! done at t) >= SPACING`. Polls are therefore sparse while completion is
-//! unlikely and dense where most jobs of the type finish. For small gaps
-//! the rule reads `g = sqrt(SPACING / hazard)`, which is the spacing that
-//! minimises `calls + detection delay / (SPACING / 2)` when each gap is
-//! short against the shape of the distribution: polls cost where the job
-//! is still alive, delay costs where it ends. Each recorded duration is
-//! smoothed into a small box (±[`BANDWIDTH`] of itself) so that a sample
-//! of a few dozen durations gives a usable distribution. Past the 99th
-//! percentile the job has overrun what history knows, and the gap grows
-//! with the elapsed time ([`OVERRUN_FRACTION`]), capped at `max_interval`.
-//! Every gap is at least 1 s and at most `max_interval`, and is jittered by
-//! ±[`JITTER`] so that jobs started together do not poll together.
+//! The estimator ([`Model`]) helps from the first finished job of a type
+//! and trusts the type more as its samples grow. It is the posterior mean
+//! of a Dirichlet process: with `n` durations of the type, the
+//! distribution of the next one is
+//!
+//! ```text
+//! F(x) = n / (n + PRIOR_WEIGHT) * K_n(x) + PRIOR_WEIGHT / (n + PRIOR_WEIGHT) * P(x)
+//! ```
+//!
+//! where `K_n` is the type's own durations, each smoothed into a box of
+//! half-width `h_n` in log time (`d * e^-h` to `d * e^h`), and `P` is the
+//! prior: a log-normal fitted to every duration of the same service
+//! (pooled over its types, its spread at least [`PRIOR_MIN_SIGMA`]), or,
+//! for a service with no history, [`DEFAULT_PRIOR_MEDIAN`] and
+//! [`DEFAULT_PRIOR_SIGMA`]. The bandwidth is Silverman's rule on the log
+//! durations, `h_n = BANDWIDTH_SCALE * sigma_n * n^(-1/5)` within
+//! [`MIN_BANDWIDTH`, `MAX_BANDWIDTH`], where `sigma_n` is the type's own
+//! spread shrunk toward [`SMALL_SAMPLE_SIGMA`] by one pseudo-sample: one
+//! duration gives a wide box and a wide prior share, two hundred give the
+//! type's own narrow shape. With no duration of the type the answer is
+//! `None`: the plain cadence, exactly as before any history.
+//!
+//! The placement rule: from age `t`, the next gap `g` is the smallest for
+//! which `g * P(done by t + g | not done at t) >= spacing` ([`SPACING`] by
+//! default, larger under load: see [`crate::policy::triage`]). Polls are
+//! therefore sparse while completion is unlikely and dense where most jobs
+//! of the type finish; for small gaps the rule reads `g = sqrt(spacing /
+//! hazard)`, the spacing that minimises `calls + delay / (spacing / 2)`.
+//! At the default spacing a single job is placed by its type's plan
+//! instead: the schedule that minimises the same cost over every later
+//! poll, not just the next one (dynamic programming on a grid, rebuilt as
+//! the type's history grows by a quarter; see `plan.rs`). The one-step
+//! rule remains for other spacings (a loaded budget), batches, and types
+//! too wide to plan.
+//! Past the point where fewer than [`OVERRUN_SURVIVAL`] of the type's jobs
+//! are still running, the job has overrun what history knows, and the gap
+//! grows with the age ([`OVERRUN_FRACTION`]). Every gap is at least 1 s and
+//! at most `max_interval`, and is jittered by ±[`JITTER`] so that jobs
+//! started together do not poll together.
+//!
+//! Batches ([`Batch`]): a job whose sub-jobs run side by side ends with the
+//! last of them. With `m` of its sub-jobs still running at age `t`, each is
+//! a job of the sub-job type (or of the parent's type when the sub-job type
+//! has no history) known to run past `t`, so the parent is done by `t + g`
+//! with probability `q(g)^m`, `q` the conditional completion of one. When
+//! every sub-job has finished, the parent is in its tail (the bookkeeping
+//! after the last sub-job), placed from the tail durations learned under
+//! [`Phase::Tail`] (or [`DEFAULT_TAIL_MEDIAN`]).
 //!
 //! Only INIT, RUNNING and unknown statuses are for this module: the caller
 //! keeps PENDING_PAYMENT, final statuses, 404s and the job timeout with the
 //! plain cadence.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use crate::job::Service;
 use crate::policy::cadence::Cadence;
 
-/// Durations kept per `job_type`: the newest this many.
+mod model;
+mod plan;
+
+pub use model::{Conditioned, LogNormal, Model};
+
+/// Durations kept per service, `job_type` and phase: the newest this many.
 pub const SAMPLE_SIZE: usize = 200;
-/// Fewer durations than this for a type and [`next_gap`] answers `None`.
-pub const MIN_SAMPLES: usize = 20;
+/// Pseudo-samples of the prior: how many of its own durations a type needs
+/// before it outweighs the prior.
+pub const PRIOR_WEIGHT: f64 = 1.0;
+/// Scale of the bandwidth rule (Silverman's constant is 1.06 for a normal
+/// kernel; the box kernel here is narrower per unit).
+pub const BANDWIDTH_SCALE: f64 = 0.9;
+/// The narrowest box, in log time (±5 %).
+pub const MIN_BANDWIDTH: f64 = 0.05;
+/// The widest box, in log time (a factor of 2 either way).
+pub const MAX_BANDWIDTH: f64 = 0.7;
+/// The spread (standard deviation of log durations) a type is assumed to
+/// have before its own durations say otherwise; one pseudo-sample.
+pub const SMALL_SAMPLE_SIGMA: f64 = 0.3;
+/// The least spread of a service's pooled prior: a prior must stay weakly
+/// informative.
+pub const PRIOR_MIN_SIGMA: f64 = 0.6;
+/// The prior's median for a service with no history.
+pub const DEFAULT_PRIOR_MEDIAN: Duration = Duration::from_secs(60);
+/// The prior's spread for a service with no history (95 % between 8 s and
+/// 7 minutes).
+pub const DEFAULT_PRIOR_SIGMA: f64 = 1.0;
+/// The median of a batch's tail (last sub-job to the parent's end) before
+/// any tail is learned.
+pub const DEFAULT_TAIL_MEDIAN: Duration = Duration::from_secs(5);
+/// The spread of that default tail.
+pub const DEFAULT_TAIL_SIGMA: f64 = 0.8;
 /// The product of the gap and the conditional probability of completion
 /// within it that the next poll aims at; also the shortest gap the rule
 /// chooses before the 1 s floor and jitter.
 pub const SPACING: Duration = Duration::from_secs(1);
-/// Half-width of the box each recorded duration is smoothed into,
-/// relative to the duration.
-pub const BANDWIDTH: f64 = 0.1;
-/// Past the 99th percentile the gap is this share of the elapsed time.
+/// Past the overrun point the gap is this share of the age.
 pub const OVERRUN_FRACTION: f64 = 0.25;
 /// The survival probability below which a job counts as overrunning.
 pub const OVERRUN_SURVIVAL: f64 = 0.01;
 /// Relative jitter of an adaptive gap.
 pub const JITTER: f64 = 0.1;
 
-/// Recent durations of finished jobs, per `job_type`.
-#[derive(Clone, Debug, Default)]
-pub struct History {
-    types: HashMap<Box<str>, Sample>,
+/// Which part of a job a duration measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// The whole job: `begin_time` to `end_time` (or sightings).
+    Whole,
+    /// A batch's tail: from the end of its last sub-job to its own end.
+    Tail,
 }
 
-/// The newest durations of one type, in milliseconds: in arrival order
-/// for eviction, and sorted for the placement.
+impl Phase {
+    /// The word stored beside a duration: `whole` or `tail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Whole => "whole",
+            Phase::Tail => "tail",
+        }
+    }
+
+    /// The phase of a stored word; unknown words are `whole`.
+    pub fn parse(word: &str) -> Phase {
+        match word {
+            "tail" => Phase::Tail,
+            _ => Phase::Whole,
+        }
+    }
+}
+
+/// One stored duration, as [`History::from_records`] reads them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The job's service.
+    pub service: Service,
+    /// The job's `job_type`.
+    pub job_type: String,
+    /// Which part of the job.
+    pub phase: Phase,
+    /// The duration in milliseconds; negative ones are skipped.
+    pub duration_ms: i64,
+}
+
+/// Recent durations of finished jobs, per service, `job_type` and phase.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    services: HashMap<Service, ServiceHistory>,
+}
+
+/// One service's types and the moments of all their whole durations (the
+/// pooled prior).
+#[derive(Clone, Debug, Default)]
+struct ServiceHistory {
+    types: HashMap<Box<str>, TypeHistory>,
+    pooled: Moments,
+}
+
+#[derive(Clone, Debug, Default)]
+struct TypeHistory {
+    whole: Sample,
+    tail: Sample,
+    /// Whole durations ever recorded (the plan's staleness).
+    recorded: u64,
+    /// The plan at [`SPACING`], built when first needed.
+    plan: RefCell<Option<plan::Slot>>,
+}
+
+/// The newest durations of one type and phase: in milliseconds in arrival
+/// order for eviction, and as sorted log seconds for the estimator.
 #[derive(Clone, Debug, Default)]
 struct Sample {
     recent: VecDeque<u32>,
-    sorted: Vec<u32>,
+    sorted: Vec<f64>,
+    moments: Moments,
+}
+
+/// Count, sum and sum of squares of log durations.
+#[derive(Clone, Copy, Debug, Default)]
+struct Moments {
+    count: usize,
+    sum: f64,
+    sum_sq: f64,
+}
+
+impl Moments {
+    fn add(&mut self, x: f64, sign: f64) {
+        if sign > 0.0 {
+            self.count += 1;
+        } else {
+            self.count = self.count.saturating_sub(1);
+        }
+        self.sum += sign * x;
+        self.sum_sq += sign * x * x;
+        if self.count == 0 {
+            self.sum = 0.0;
+            self.sum_sq = 0.0;
+        }
+    }
+
+    fn mean(&self) -> f64 {
+        self.sum / self.count.max(1) as f64
+    }
+
+    /// The sample variance (zero below two values).
+    fn variance(&self) -> f64 {
+        if self.count < 2 {
+            return 0.0;
+        }
+        let n = self.count as f64;
+        ((self.sum_sq - self.sum * self.sum / n) / (n - 1.0)).max(0.0)
+    }
+}
+
+/// Log seconds of a duration in milliseconds (1 ms at least).
+fn ln_seconds(ms: u32) -> f64 {
+    (f64::from(ms.max(1)) / 1000.0).ln()
 }
 
 impl History {
@@ -70,66 +235,353 @@ impl History {
         History::default()
     }
 
-    /// A history from stored rows `(job_type, duration_ms)`, oldest first
-    /// within a type (the order of `Store::durations`). Negative durations
-    /// are skipped.
-    pub fn from_rows<I>(rows: I) -> History
+    /// A history from stored records, oldest first within a type (newer
+    /// ones evict older ones past [`SAMPLE_SIZE`]).
+    pub fn from_records<I>(records: I) -> History
     where
-        I: IntoIterator<Item = (String, i64)>,
+        I: IntoIterator<Item = Record>,
     {
         let mut history = History::new();
-        for (job_type, duration_ms) in rows {
-            let Ok(ms) = u64::try_from(duration_ms) else {
+        for record in records {
+            let Ok(ms) = u64::try_from(record.duration_ms) else {
                 continue;
             };
-            history.record(&job_type, Duration::from_millis(ms));
+            let duration = Duration::from_millis(ms);
+            history.record_for(record.service, &record.job_type, record.phase, duration);
         }
         history
     }
 
-    /// Adds the duration of a finished job; the oldest of its type goes
-    /// when the type already holds [`SAMPLE_SIZE`].
+    /// A history from stored rows `(job_type, duration_ms)` of ECS jobs,
+    /// oldest first within a type (the order of `Store::durations`).
+    /// Negative durations are skipped. Kept for the scheduler's current
+    /// call; [`History::from_records`] is the keyed form.
+    pub fn from_rows<I>(rows: I) -> History
+    where
+        I: IntoIterator<Item = (String, i64)>,
+    {
+        History::from_records(rows.into_iter().map(|(job_type, duration_ms)| Record {
+            service: Service::Ecs,
+            job_type,
+            phase: Phase::Whole,
+            duration_ms,
+        }))
+    }
+
+    /// Adds the whole duration of a finished ECS job. Kept for the
+    /// scheduler's current call; [`History::record_for`] is the keyed form.
     pub fn record(&mut self, job_type: &str, duration: Duration) {
+        self.record_for(Service::Ecs, job_type, Phase::Whole, duration);
+    }
+
+    /// Adds a duration of a finished job (or of a batch's tail); the
+    /// oldest of its key goes when the key already holds [`SAMPLE_SIZE`].
+    pub fn record_for(
+        &mut self,
+        service: Service,
+        job_type: &str,
+        phase: Phase,
+        duration: Duration,
+    ) {
         let ms = u32::try_from(duration.as_millis()).unwrap_or(u32::MAX);
-        let sample = match self.types.get_mut(job_type) {
-            Some(sample) => sample,
-            None => self.types.entry(Box::from(job_type)).or_default(),
+        let service_history = self.services.entry(service).or_default();
+        let type_history = match service_history.types.get_mut(job_type) {
+            Some(found) => found,
+            None => service_history
+                .types
+                .entry(Box::from(job_type))
+                .or_default(),
+        };
+        if phase == Phase::Whole {
+            type_history.recorded += 1;
+        }
+        let sample = match phase {
+            Phase::Whole => &mut type_history.whole,
+            Phase::Tail => &mut type_history.tail,
         };
         if sample.recent.len() >= SAMPLE_SIZE
             && let Some(oldest) = sample.recent.pop_front()
-            && let Ok(index) = sample.sorted.binary_search(&oldest)
         {
-            sample.sorted.remove(index);
+            let ln = ln_seconds(oldest);
+            let index = sample.sorted.partition_point(|&x| x < ln);
+            if sample.sorted.get(index) == Some(&ln) {
+                sample.sorted.remove(index);
+            }
+            sample.moments.add(ln, -1.0);
+            if phase == Phase::Whole {
+                service_history.pooled.add(ln, -1.0);
+            }
         }
+        let ln = ln_seconds(ms);
         sample.recent.push_back(ms);
-        let index = sample.sorted.partition_point(|&d| d <= ms);
-        sample.sorted.insert(index, ms);
+        let index = sample.sorted.partition_point(|&x| x <= ln);
+        sample.sorted.insert(index, ln);
+        sample.moments.add(ln, 1.0);
+        if phase == Phase::Whole {
+            service_history.pooled.add(ln, 1.0);
+        }
     }
 
-    /// How many durations are kept for `job_type`.
+    /// How many whole durations are kept for the ECS `job_type`.
     pub fn len(&self, job_type: &str) -> usize {
-        self.types.get(job_type).map_or(0, |s| s.sorted.len())
+        self.count(Service::Ecs, job_type, Phase::Whole)
+    }
+
+    /// How many durations are kept for a key.
+    pub fn count(&self, service: Service, job_type: &str, phase: Phase) -> usize {
+        self.sample(service, job_type, phase)
+            .map_or(0, |s| s.sorted.len())
     }
 
     /// Whether no duration is kept at all.
     pub fn is_empty(&self) -> bool {
-        self.types.is_empty()
+        self.services.values().all(|s| s.pooled.count == 0)
+            && self
+                .services
+                .values()
+                .flat_map(|s| s.types.values())
+                .all(|t| t.tail.sorted.is_empty())
     }
 
-    fn sorted(&self, job_type: &str) -> Option<&[u32]> {
-        let sample = self.types.get(job_type)?;
-        (sample.sorted.len() >= MIN_SAMPLES).then_some(sample.sorted.as_slice())
+    fn sample(&self, service: Service, job_type: &str, phase: Phase) -> Option<&Sample> {
+        let type_history = self.services.get(&service)?.types.get(job_type)?;
+        Some(match phase {
+            Phase::Whole => &type_history.whole,
+            Phase::Tail => &type_history.tail,
+        })
+    }
+
+    /// The prior of a service: its pooled log-normal, or the default.
+    pub fn prior(&self, service: Service) -> LogNormal {
+        match self.services.get(&service) {
+            Some(s) if s.pooled.count > 0 => LogNormal {
+                mu: s.pooled.mean(),
+                sigma: s.pooled.variance().sqrt().max(PRIOR_MIN_SIGMA),
+            },
+            _ => LogNormal::with_median(DEFAULT_PRIOR_MEDIAN, DEFAULT_PRIOR_SIGMA),
+        }
+    }
+
+    /// The estimated distribution of a whole job of this type, or `None`
+    /// when the type has no duration yet.
+    pub fn model(&self, service: Service, job_type: &str) -> Option<Model<'_>> {
+        let sample = self.sample(service, job_type, Phase::Whole)?;
+        if sample.sorted.is_empty() {
+            return None;
+        }
+        Some(Model::new(
+            &sample.sorted,
+            sample.moments.variance(),
+            self.prior(service),
+        ))
+    }
+
+    /// The estimated distribution of a batch's tail for this type: its
+    /// learned tails shrunk toward the default tail.
+    pub fn tail_model(&self, service: Service, job_type: &str) -> Model<'_> {
+        let prior = LogNormal::with_median(DEFAULT_TAIL_MEDIAN, DEFAULT_TAIL_SIGMA);
+        match self.sample(service, job_type, Phase::Tail) {
+            Some(sample) => Model::new(&sample.sorted, sample.moments.variance(), prior),
+            None => Model::new(&[], 0.0, prior),
+        }
     }
 }
 
-/// The gap before the next poll of a job of `job_type` that is still
+/// What the scheduler knows of a job at work when it places its next poll.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Observation<'a> {
+    /// The job's service.
+    pub service: Service,
+    /// The job's `job_type`.
+    pub job_type: &'a str,
+    /// Its age: [`crate::policy::server_time::running_age`].
+    pub age: Duration,
+    /// Its sub-jobs' progress, when it has at least two.
+    pub batch: Option<Batch<'a>>,
+}
+
+/// The progress of a job's sub-jobs, from the same answer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Batch<'a> {
+    /// How many sub-jobs the job has: `sub_jobs_total`, else the count of
+    /// `sub_jobs` listed.
+    pub total: u32,
+    /// How many of them are final (SUCCESS or FAIL).
+    pub finished: u32,
+    /// The job's age when its newest finished sub-job ended: that
+    /// sub-job's `end_time` minus the job's `begin_time` when both are
+    /// sane, else the job's age at the first answer that showed the
+    /// current `finished` count. Only used once every sub-job finished;
+    /// `None` is read as "just now".
+    pub last_finished_age: Option<Duration>,
+    /// The sub-jobs' own `job_type` (`createSingleServer`), when they
+    /// state one; its history models one sub-job, else the parent's does.
+    pub sub_job_type: Option<&'a str>,
+}
+
+/// What is still to come for a job, as a distribution of its remaining
+/// time.
+#[derive(Clone, Copy, Debug)]
+enum Outlook<'h> {
+    /// A single job of this model, past its age.
+    Single(Conditioned<'h>),
+    /// `left` sub-jobs of this model still running past the age.
+    Remaining(Conditioned<'h>, u32),
+    /// Every sub-job finished; the tail of this model remains, past the
+    /// time since the last one ended.
+    Tail(Conditioned<'h>),
+}
+
+impl Outlook<'_> {
+    /// The probability that the job is done within `g` seconds, given it
+    /// is not done now.
+    fn within(&self, g: f64) -> f64 {
+        match *self {
+            Outlook::Single(c) | Outlook::Tail(c) => c.within(g),
+            Outlook::Remaining(c, left) => c.within(g).powi(left.min(1000) as i32),
+        }
+    }
+
+    /// The age that the overrun rule scales, when the job has overrun
+    /// what history knows; `None` while it has not.
+    fn overrun(&self) -> Option<f64> {
+        let (Outlook::Single(c) | Outlook::Remaining(c, _) | Outlook::Tail(c)) = *self;
+        (c.survival() <= OVERRUN_SURVIVAL).then_some(c.age())
+    }
+}
+
+impl History {
+    /// What is to come for the observed job, or `None` when history knows
+    /// nothing of its type (nor, for a batch, of its sub-jobs' type).
+    fn outlook(&self, observation: &Observation<'_>) -> Option<Outlook<'_>> {
+        let age = observation.age.as_secs_f64();
+        let parent = self.model(observation.service, observation.job_type);
+        let Some(batch) = observation.batch.filter(|b| b.total >= 2) else {
+            return parent.map(|model| Outlook::Single(Conditioned::new(model, age)));
+        };
+        let sub = batch
+            .sub_job_type
+            .and_then(|t| self.model(observation.service, t))
+            .or(parent)?;
+        if batch.finished >= batch.total {
+            let ended = batch.last_finished_age.map_or(age, |a| a.as_secs_f64());
+            let tail = self.tail_model(observation.service, observation.job_type);
+            return Some(Outlook::Tail(Conditioned::new(
+                tail,
+                (age - ended).max(0.0),
+            )));
+        }
+        Some(Outlook::Remaining(
+            Conditioned::new(sub, age),
+            batch.total - batch.finished,
+        ))
+    }
+}
+
+/// The gap before the next poll of the observed job, or `None` when
+/// history knows nothing of its type (the caller then uses the plain
+/// cadence). `spacing` is [`SPACING`], or more under load
+/// ([`crate::policy::triage::loaded_spacing`]); `random` is a draw in
+/// `[0, 1)` for the jitter.
+pub fn place(
+    history: &History,
+    cadence: &Cadence,
+    observation: &Observation<'_>,
+    spacing: Duration,
+    random: f64,
+) -> Option<Duration> {
+    let outlook = history.outlook(observation)?;
+    let floor = Duration::from_secs(1);
+    let ceiling = cadence.max_interval.max(floor);
+    let gap = match outlook.overrun() {
+        Some(age) => (OVERRUN_FRACTION * age).max(spacing.as_secs_f64()),
+        None => {
+            let planned = match outlook {
+                Outlook::Single(c) if spacing == SPACING => {
+                    history.planned_gap(observation, ceiling.as_secs_f64(), c.age())
+                }
+                _ => None,
+            };
+            planned.unwrap_or_else(|| {
+                placement(&outlook, ceiling.as_secs_f64(), spacing.as_secs_f64())
+            })
+        }
+    };
+    let jitter = 1.0 + JITTER * (2.0 * unit(random) - 1.0);
+    let gap = Duration::try_from_secs_f64(gap * jitter).unwrap_or(ceiling);
+    Some(gap.clamp(floor, ceiling))
+}
+
+impl History {
+    /// The gap after a poll at `age` from the type's plan at [`SPACING`]
+    /// with gaps of at most `cap` seconds, rebuilding the plan when it was
+    /// built for another cap or the type's history has grown by a quarter
+    /// (at least one duration) since; `None` when the type cannot be
+    /// planned or the age is past its plan.
+    fn planned_gap(&self, observation: &Observation<'_>, cap: f64, age: f64) -> Option<f64> {
+        let type_history = self
+            .services
+            .get(&observation.service)?
+            .types
+            .get(observation.job_type)?;
+        let count = type_history.whole.sorted.len() as u64;
+        let recorded = type_history.recorded;
+        let mut slot = type_history.plan.borrow_mut();
+        let fresh = slot.as_ref().is_some_and(|s| {
+            s.cap == cap && recorded.saturating_sub(s.built_at) < (count / 4).max(1)
+        });
+        if !fresh {
+            let model = self.model(observation.service, observation.job_type)?;
+            *slot = Some(plan::Slot {
+                cap,
+                built_at: recorded,
+                plan: plan::Plan::build(model, SPACING.as_secs_f64(), cap),
+            });
+        }
+        slot.as_ref()?.plan.as_ref()?.gap(age)
+    }
+}
+
+/// The delay before the first poll of a job of `service` whose type and
+/// age are not known yet, placed by the same rule from the service's
+/// pooled prior as if the job had just begun; `None` when the service has
+/// no history (the caller then uses
+/// [`crate::policy::cadence::first_delay`]). Meant for a loaded budget
+/// (`spacing` above [`SPACING`]): without load the plain first delay
+/// (a moment within `initial_interval`) learns a job's type and age
+/// sooner, which is worth its call.
+pub fn first_gap(
+    history: &History,
+    cadence: &Cadence,
+    service: Service,
+    spacing: Duration,
+    random: f64,
+) -> Option<Duration> {
+    if history.services.get(&service)?.pooled.count == 0 {
+        return None;
+    }
+    let model = Model::new(&[], 0.0, history.prior(service));
+    let outlook = Outlook::Single(Conditioned::new(model, 0.0));
+    let floor = Duration::from_secs(1);
+    let ceiling = cadence.max_interval.max(floor);
+    let gap = placement(&outlook, ceiling.as_secs_f64(), spacing.as_secs_f64());
+    let jitter = 1.0 + JITTER * (2.0 * unit(random) - 1.0);
+    let gap = Duration::try_from_secs_f64(gap * jitter).unwrap_or(ceiling);
+    Some(gap.clamp(floor, ceiling))
+}
+
+/// The probability that a poll `gap` after the observation finds the job
+/// done (or, for a batch, a step further), or `None` when history knows
+/// nothing of its type: the score [`crate::policy::triage`] ranks by.
+pub fn chance(history: &History, observation: &Observation<'_>, gap: Duration) -> Option<f64> {
+    let outlook = history.outlook(observation)?;
+    Some(outlook.within(gap.as_secs_f64()).clamp(0.0, 1.0))
+}
+
+/// The gap before the next poll of an ECS job of `job_type` that is still
 /// INIT/RUNNING `elapsed` after its first sighting, or `None` when history
-/// of that type is too thin (the caller then uses the plain cadence).
-/// `random` is a draw in `[0, 1)` for the jitter.
-///
-/// A job first seen mid-run (after a restart, or added late to the watch
-/// list) is older than `elapsed` says; the gap is then longer than ideal
-/// but never above `max_interval`.
+/// of that type is empty. Kept for the scheduler's current call; [`place`]
+/// is the keyed form with the job's age and sub-jobs.
 pub fn next_gap(
     history: &History,
     cadence: &Cadence,
@@ -140,9 +592,7 @@ pub fn next_gap(
     next_gap_with_spacing(history, cadence, job_type, elapsed, random, SPACING)
 }
 
-/// [`next_gap`] with another target than [`SPACING`]: a larger `spacing`
-/// spends fewer calls for a longer detection delay. The benchmark uses it
-/// to show the trade-off.
+/// [`next_gap`] with another target than [`SPACING`].
 pub fn next_gap_with_spacing(
     history: &History,
     cadence: &Cadence,
@@ -151,69 +601,33 @@ pub fn next_gap_with_spacing(
     random: f64,
     spacing: Duration,
 ) -> Option<Duration> {
-    let sorted = history.sorted(job_type?)?;
-    let floor = Duration::from_secs(1);
-    let ceiling = cadence.max_interval.max(floor);
-    let t = elapsed.as_secs_f64();
-    let survival = 1.0 - smoothed_cdf(sorted, t);
-    let gap = if survival <= OVERRUN_SURVIVAL {
-        (OVERRUN_FRACTION * t).max(spacing.as_secs_f64())
-    } else {
-        placement(sorted, t, survival, ceiling.as_secs_f64(), spacing)
+    let observation = Observation {
+        service: Service::Ecs,
+        job_type: job_type?,
+        age: elapsed,
+        batch: None,
     };
-    let jitter = 1.0 + JITTER * (2.0 * unit(random) - 1.0);
-    let gap = Duration::try_from_secs_f64(gap * jitter).unwrap_or(ceiling);
-    Some(gap.clamp(floor, ceiling))
+    place(history, cadence, &observation, spacing, random)
 }
 
-/// The smallest gap `g` in `[0, ceiling]` with `g * p(g) >= spacing`,
-/// where `p(g)` is the probability of completion within `g` given survival
-/// to `t`; `ceiling` when none is. `g * p(g)` grows with `g`, so a
-/// bisection finds it.
-fn placement(sorted: &[u32], t: f64, survival: f64, ceiling: f64, spacing: Duration) -> f64 {
-    let target = spacing.as_secs_f64();
-    let base = smoothed_cdf(sorted, t);
-    let score = |g: f64| g * (smoothed_cdf(sorted, t + g) - base) / survival;
-    if score(ceiling) < target {
+/// The smallest gap `g` in `[0, ceiling]` with `g * within(g) >= spacing`;
+/// `ceiling` when none is. `g * within(g)` grows with `g`, so a bisection
+/// finds it.
+fn placement(outlook: &Outlook<'_>, ceiling: f64, spacing: f64) -> f64 {
+    let score = |g: f64| g * outlook.within(g);
+    if score(ceiling) < spacing {
         return ceiling;
     }
     let (mut low, mut high) = (0.0, ceiling);
-    for _ in 0..40 {
+    for _ in 0..30 {
         let middle = 0.5 * (low + high);
-        if score(middle) >= target {
+        if score(middle) >= spacing {
             high = middle;
         } else {
             low = middle;
         }
     }
     high
-}
-
-/// The share of recorded durations at or below `x` seconds, each duration
-/// `d` spread evenly over `[d * (1 - BANDWIDTH), d * (1 + BANDWIDTH)]`.
-fn smoothed_cdf(sorted: &[u32], x: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    // Durations whose box lies wholly below `x` count fully; the sorted
-    // order lets the loop skip them and stop at the first box above `x`.
-    let below = x / (1.0 + BANDWIDTH) * 1000.0;
-    let start = sorted.partition_point(|&ms| f64::from(ms) < below);
-    let mut total = start as f64;
-    for &ms in &sorted[start..] {
-        let d = f64::from(ms) / 1000.0;
-        let low = d * (1.0 - BANDWIDTH);
-        if x <= low {
-            break;
-        }
-        let width = d * 2.0 * BANDWIDTH;
-        total += if width > 0.0 {
-            ((x - low) / width).min(1.0)
-        } else {
-            1.0
-        };
-    }
-    total / sorted.len() as f64
 }
 
 /// Clamps a random draw into `[0, 1]`, turning NaN into the middle (no
@@ -227,169 +641,4 @@ fn unit(random: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const S: fn(u64) -> Duration = Duration::from_secs;
-
-    /// A history of one type whose durations are `seconds`.
-    fn history(job_type: &str, seconds: &[f64]) -> History {
-        let mut history = History::new();
-        for &s in seconds {
-            history.record(job_type, Duration::from_secs_f64(s));
-        }
-        history
-    }
-
-    /// `count` durations evenly spread over `[low, high]`.
-    fn spread(low: f64, high: f64, count: usize) -> Vec<f64> {
-        (0..count)
-            .map(|i| low + (high - low) * i as f64 / (count - 1) as f64)
-            .collect()
-    }
-
-    /// The gap in seconds with the middle draw (no jitter).
-    fn gap(history: &History, job_type: Option<&str>, elapsed: f64) -> Option<f64> {
-        let elapsed = Duration::from_secs_f64(elapsed);
-        next_gap(history, &Cadence::default(), job_type, elapsed, 0.5).map(|g| g.as_secs_f64())
-    }
-
-    #[test]
-    fn thin_or_missing_history_falls_back() {
-        let cases: [(&[f64], Option<&str>); 4] = [
-            (&[], Some("createServer")),
-            (&[60.0; MIN_SAMPLES - 1], Some("createServer")),
-            (&[60.0; MIN_SAMPLES], Some("deleteVMs")),
-            (&[60.0; MIN_SAMPLES], None),
-        ];
-        for (seconds, job_type) in cases {
-            let history = history("createServer", seconds);
-            assert_eq!(
-                gap(&history, job_type, 10.0),
-                None,
-                "{seconds:?} {job_type:?}"
-            );
-        }
-        let history = history("createServer", &[60.0; MIN_SAMPLES]);
-        assert!(gap(&history, Some("createServer"), 10.0).is_some());
-    }
-
-    #[test]
-    fn sparse_early_dense_near_the_end_growing_past_it() {
-        // Power actions: 15 to 35 s.
-        let history = history("batchStopServers", &spread(15.0, 35.0, 100));
-        let cases = [
-            // (elapsed, lowest gap, highest gap)
-            (0.0, 14.0, 18.0),
-            (16.0, 3.5, 5.5),
-            (28.0, 2.0, 3.5),
-            (33.0, 1.0, 2.5),
-            (40.0, 9.0, 11.0),
-            (100.0, 25.0, 25.0),
-            (1000.0, 30.0, 30.0),
-        ];
-        for (elapsed, low, high) in cases {
-            let got = gap(&history, Some("batchStopServers"), elapsed);
-            let Some(got) = got else {
-                panic!("no gap at {elapsed}");
-            };
-            assert!(low <= got && got <= high, "at {elapsed}: {got}");
-        }
-    }
-
-    #[test]
-    fn long_quiet_stretches_are_capped() {
-        // Resizes take 90 to 240 s: the first gap is as long as allowed.
-        let history = history("resizeServer", &spread(90.0, 240.0, 100));
-        assert_eq!(gap(&history, Some("resizeServer"), 0.0), Some(30.0));
-        // A job first seen mid-run is polled at most every max_interval.
-        assert_eq!(gap(&history, Some("resizeServer"), 1.0), Some(30.0));
-    }
-
-    #[test]
-    fn gaps_stay_within_one_second_and_max_interval() {
-        let tight = history("t", &[1.0; 50]);
-        let wide = history("w", &spread(1.0, 100_000.0, 200));
-        let cadence = Cadence {
-            max_interval: S(10),
-            ..Cadence::default()
-        };
-        for (history, job_type) in [(&tight, "t"), (&wide, "w")] {
-            for elapsed in [0.0, 0.5, 1.0, 2.0, 50.0, 1e4, 1e6] {
-                for random in [0.0, 0.5, 1.0, f64::NAN] {
-                    let elapsed = Duration::from_secs_f64(elapsed);
-                    let got = next_gap(history, &cadence, Some(job_type), elapsed, random);
-                    let Some(got) = got else {
-                        panic!("no gap for {job_type} at {elapsed:?}");
-                    };
-                    assert!(
-                        S(1) <= got && got <= S(10),
-                        "{job_type} {elapsed:?}: {got:?}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn jitter_is_bounded() {
-        let history = history("c", &spread(40.0, 300.0, 100));
-        let at = |random| {
-            let gap = next_gap(&history, &Cadence::default(), Some("c"), S(60), random);
-            gap.map_or(0.0, |g| g.as_secs_f64())
-        };
-        let middle = at(0.5);
-        assert!((at(0.0) - middle * (1.0 - JITTER)).abs() < 1e-6);
-        assert!((at(1.0) - middle * (1.0 + JITTER)).abs() < 1e-6);
-    }
-
-    #[test]
-    fn history_keeps_the_newest_per_type() {
-        let mut history = History::new();
-        for s in 0..(SAMPLE_SIZE as u64 + 50) {
-            history.record("a", S(s));
-        }
-        history.record("b", S(1));
-        assert_eq!(history.len("a"), SAMPLE_SIZE);
-        assert_eq!(history.len("b"), 1);
-        assert_eq!(history.len("c"), 0);
-        let sorted = history.sorted("a").unwrap_or_default();
-        assert_eq!(sorted.first(), Some(&50_000));
-        assert_eq!(sorted.last(), Some(&(1000 * (SAMPLE_SIZE as u32 + 49))));
-    }
-
-    #[test]
-    fn rows_from_the_store() {
-        let rows = vec![
-            ("a".to_string(), 1000),
-            ("a".to_string(), -5),
-            ("b".to_string(), i64::MAX),
-        ];
-        let history = History::from_rows(rows);
-        assert_eq!(history.len("a"), 1);
-        assert_eq!(history.len("b"), 1);
-        assert!(!history.is_empty());
-        assert!(History::new().is_empty());
-    }
-
-    #[test]
-    fn smoothed_cdf_cases() {
-        let sorted = [10_000, 20_000];
-        let cases = [
-            (0.0, 0.0),
-            (9.0, 0.0),
-            (10.0, 0.25),
-            (11.0, 0.5),
-            (15.0, 0.5),
-            (20.0, 0.75),
-            (22.0, 1.0),
-            (1e9, 1.0),
-        ];
-        for (x, want) in cases {
-            let got = smoothed_cdf(&sorted, x);
-            assert!((got - want).abs() < 1e-9, "at {x}: {got}");
-        }
-        assert_eq!(smoothed_cdf(&[0, 0], 0.0), 0.0);
-        assert_eq!(smoothed_cdf(&[0, 0], 0.1), 1.0);
-    }
-}
+mod tests;

@@ -627,6 +627,15 @@ fn the_debian_package_under_a_real_systemd() {
         ],
     );
 
+    // An instance of the release before kept its state beneath the plain
+    // unit's directory; the upgrade moves it to the instance's own.
+    container.sh("cp /etc/ecs-jobwatch/two.toml /etc/ecs-jobwatch/old.toml\n\
+         cp -a /etc/ecs-jobwatch/credentials/two /etc/ecs-jobwatch/credentials/old\n\
+         systemctl stop ecs-jobwatch@two\n\
+         mkdir -p /var/lib/private/ecs-jobwatch\n\
+         cp -a /var/lib/private/ecs-jobwatch-two /var/lib/private/ecs-jobwatch/old\n\
+         systemctl start ecs-jobwatch@two\n");
+
     // Upgrade over itself: both running units restart on the new files.
     let pids: Vec<String> = [PLAIN, INSTANCE]
         .iter()
@@ -644,6 +653,19 @@ fn the_debian_package_under_a_real_systemd() {
             format!("after the upgrade {unit} is {enabled:?}")
         });
     }
+
+    // The old instance's state moved, and it resumes from it: its FAIL is
+    // recorded as finished, not announced again.
+    let moved = container.run(&["test", "-f", "/var/lib/private/ecs-jobwatch-old/state.db"]);
+    checks.check(moved.success, || {
+        "the upgrade did not move /var/lib/private/ecs-jobwatch/old".to_string()
+    });
+    let status = container.sh("STATE_DIRECTORY=/var/lib/private/ecs-jobwatch-old \
+         ecs-jobwatch status --json --config /etc/ecs-jobwatch/old.toml 2>&1 || true\n");
+    checks.check(
+        status.contains(FAIL_JOB) && status.contains("\"finished\":true"),
+        || format!("the moved state does not hold the finished FAIL: {status}"),
+    );
 
     // Remove: stopped. Purge: nothing left enabled, no dangling link.
     container.ok(&["apt-get", "remove", "--yes", "ecs-jobwatch"]);

@@ -28,6 +28,10 @@ pub(super) struct FilePaths {
     /// The token file and whether it must exist (configured explicitly)
     /// rather than being used only when present (the systemd default).
     pub(super) security_token: Option<(PathBuf, bool)>,
+    /// `$CREDENTIALS_DIRECTORY`: files in it are systemd's, which keeps
+    /// them readable by the unit's user alone (on systemd 254, mode 0440
+    /// with an ACL), so their mode is not worth a warning.
+    pub(super) managed: Option<PathBuf>,
 }
 
 /// Works out the file paths from the configuration and
@@ -66,6 +70,7 @@ pub(super) fn file_paths(
         access_key,
         secret_key,
         security_token,
+        managed: directory,
     }))
 }
 
@@ -79,10 +84,10 @@ pub(super) fn files_present(config: &CredentialsConfig, paths: &FilePaths) -> bo
 }
 
 /// Reads at most [`MAX_BODY_BYTES`] of a UTF-8 file, warning when group or
-/// others may read it.
+/// others may read it (unless `warnings` is `None`: a file systemd manages).
 pub(super) fn read_private_file(
     path: &Path,
-    warnings: &mut Vec<String>,
+    warnings: Option<&mut Vec<String>>,
 ) -> Result<String, CredentialError> {
     let io_error = |source| CredentialError::Io {
         path: path.to_path_buf(),
@@ -94,7 +99,9 @@ pub(super) fn read_private_file(
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = metadata.permissions().mode();
-        if mode & 0o077 != 0 {
+        if mode & 0o077 != 0
+            && let Some(warnings) = warnings
+        {
             warnings.push(format!(
                 "{} is accessible to group or others (mode {:04o}); restrict it to its owner (chmod 600)",
                 path.display(),
@@ -119,7 +126,13 @@ pub(super) fn read_private_file(
 }
 
 /// Reads one credential file: trimmed, and an error when empty.
-fn read_key_file(path: &Path, warnings: &mut Vec<String>) -> Result<Secret, CredentialError> {
+fn read_key_file(
+    path: &Path,
+    managed: Option<&Path>,
+    warnings: &mut Vec<String>,
+) -> Result<Secret, CredentialError> {
+    let managed = managed.is_some_and(|dir| path.starts_with(dir));
+    let warnings = if managed { None } else { Some(warnings) };
     let value = Secret::trimmed(read_private_file(path, warnings)?);
     if value.is_empty() {
         return Err(CredentialError::Empty {
@@ -134,11 +147,12 @@ pub(super) fn read_files(
     paths: &FilePaths,
     warnings: &mut Vec<String>,
 ) -> Result<Credentials, CredentialError> {
-    let access_key = read_key_file(&paths.access_key, warnings)?;
-    let secret_key = read_key_file(&paths.secret_key, warnings)?;
+    let managed = paths.managed.as_deref();
+    let access_key = read_key_file(&paths.access_key, managed, warnings)?;
+    let secret_key = read_key_file(&paths.secret_key, managed, warnings)?;
     let security_token = match &paths.security_token {
-        Some((path, true)) => Some(read_key_file(path, warnings)?),
-        Some((path, false)) if path.exists() => Some(read_key_file(path, warnings)?),
+        Some((path, true)) => Some(read_key_file(path, managed, warnings)?),
+        Some((path, false)) if path.exists() => Some(read_key_file(path, managed, warnings)?),
         Some((_, false)) | None => None,
     };
     Ok(Credentials {

@@ -533,17 +533,18 @@ impl CredentialProvider {
     /// Re-reads the files, profile or environment snapshot the provider was
     /// built from (SIGHUP). Returns true when the keys changed. The source
     /// itself stays the one chosen by [`CredentialProvider::new`]; on error
-    /// the keys in use stay as they were. Warnings are logged. Instance
+    /// the keys in use stay as they were. Warnings (a file others may read)
+    /// are added to `warnings`, for the caller to announce. Instance
     /// metadata has nothing to re-read and returns false.
-    pub fn reload(&self, env: &Environment) -> Result<bool, CredentialError> {
+    pub fn reload(
+        &self,
+        env: &Environment,
+        warnings: &mut Vec<String>,
+    ) -> Result<bool, CredentialError> {
         let Kind::Static { origin, current } = &self.inner.kind else {
             return Ok(false);
         };
-        let mut warnings = Vec::new();
-        let fresh = origin.read(env, &mut warnings)?;
-        for warning in &warnings {
-            tracing::warn!("{warning}");
-        }
+        let fresh = origin.read(env, warnings)?;
         if read_lock(current).same_keys(&fresh) {
             return Ok(false);
         }

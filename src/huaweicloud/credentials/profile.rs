@@ -105,7 +105,7 @@ pub(super) fn read_profile(
     path: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Profile, CredentialError> {
-    let mut text = read_private_file(path, warnings)?;
+    let mut text = read_private_file(path, Some(warnings))?;
     let profile = parse_profile(&text, path);
     text.zeroize();
     profile

@@ -187,19 +187,29 @@ fn files_from_credentials_directory() {
 #[test]
 fn files_readable_by_others_warn_naming_the_path() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "access_key", "file-ak", 0o600);
+    let access = write(dir.path(), "access_key", "file-ak", 0o600);
     let secret = write(dir.path(), "secret_key", "file-sk", 0o644);
-    let environment = env(&[(
-        "CREDENTIALS_DIRECTORY",
-        dir.path().to_str().expect("utf-8 tempdir"),
-    )]);
-    let (_, _, warnings) = load(&config(Source::Files), &environment).expect("files resolve");
+    let configured = CredentialsConfig {
+        access_key_file: Some(access),
+        secret_key_file: Some(secret.clone()),
+        ..config(Source::Files)
+    };
+    let (_, _, warnings) = load(&configured, &env(&[])).expect("files resolve");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].contains(&secret.display().to_string()),
         "{warnings:?}"
     );
     assert!(!warnings[0].contains("file-sk"));
+
+    // systemd's credential directory keeps its files to the unit's user
+    // (mode 0440 with an ACL on systemd 254): no warning there.
+    let environment = env(&[(
+        "CREDENTIALS_DIRECTORY",
+        dir.path().to_str().expect("utf-8 tempdir"),
+    )]);
+    let (_, _, warnings) = load(&config(Source::Files), &environment).expect("files resolve");
+    assert!(warnings.is_empty(), "{warnings:?}");
 }
 
 #[test]
@@ -468,11 +478,19 @@ fn reload_rereads_files_and_bumps_generation() {
     let (provider, _) =
         CredentialProvider::new(&config(Source::Auto), &environment).expect("files resolve");
     assert_eq!(provider.generation(), 0);
-    assert!(!provider.reload(&environment).expect("reload works"));
+    assert!(
+        !provider
+            .reload(&environment, &mut Vec::new())
+            .expect("reload works")
+    );
     assert_eq!(provider.generation(), 0);
 
     write(dir.path(), "secret_key", "sk-2", 0o600);
-    assert!(provider.reload(&environment).expect("reload works"));
+    assert!(
+        provider
+            .reload(&environment, &mut Vec::new())
+            .expect("reload works")
+    );
     assert_eq!(provider.generation(), 1);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -483,7 +501,7 @@ fn reload_rereads_files_and_bumps_generation() {
     // A failed reload keeps the keys in use.
     write(dir.path(), "secret_key", "", 0o600);
     assert!(matches!(
-        provider.reload(&environment),
+        provider.reload(&environment, &mut Vec::new()),
         Err(CredentialError::Empty { .. })
     ));
     let credentials = runtime.block_on(provider.get()).expect("static get");
@@ -496,12 +514,20 @@ fn reload_rereads_the_environment_snapshot() {
     let first = env(&[("HUAWEICLOUD_SDK_AK", "a"), ("HUAWEICLOUD_SDK_SK", "s1")]);
     let (provider, _) =
         CredentialProvider::new(&config(Source::Env), &first).expect("env resolves");
-    assert!(!provider.reload(&first).expect("reload works"));
+    assert!(
+        !provider
+            .reload(&first, &mut Vec::new())
+            .expect("reload works")
+    );
     let second = env(&[("HUAWEICLOUD_SDK_AK", "a"), ("HUAWEICLOUD_SDK_SK", "s2")]);
-    assert!(provider.reload(&second).expect("reload works"));
+    assert!(
+        provider
+            .reload(&second, &mut Vec::new())
+            .expect("reload works")
+    );
     assert_eq!(provider.generation(), 1);
     assert!(matches!(
-        provider.reload(&env(&[])),
+        provider.reload(&env(&[]), &mut Vec::new()),
         Err(CredentialError::MissingVariable { .. })
     ));
 }

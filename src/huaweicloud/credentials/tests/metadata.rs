@@ -357,7 +357,7 @@ async fn metadata_rotation_bumps_generation() {
     assert_eq!(provider.generation(), 2);
     assert!(
         !provider
-            .reload(&env(&[]))
+            .reload(&env(&[]), &mut Vec::new())
             .expect("metadata reload is a no-op")
     );
 }
