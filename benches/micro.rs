@@ -1,15 +1,17 @@
 //! Micro-benchmarks of the pure steps every poll goes through: signing one
-//! job request, parsing a job body, classifying a throttled answer, and one
-//! cadence decision. Run them with `cargo bench --bench micro`.
+//! job request, parsing a job body (of every service, through its
+//! adapter), classifying a throttled answer, and one cadence decision. Run
+//! them with `cargo bench --bench micro`.
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders};
+use ecs_jobwatch::huaweicloud::error::AnswerHeaders;
 use ecs_jobwatch::huaweicloud::sign;
+use ecs_jobwatch::job::Service;
 use ecs_jobwatch::policy::cadence::{self, Cadence, Situation};
-use ecs_jobwatch::services::ecs as model;
+use ecs_jobwatch::services::{self, ecs as model};
 
 /// The real RUNNING body of the model's unit tests.
 const RUNNING: &str = r#"{"begin_time":"2022-02-17T05:41:55.441Z","end_time":"",
@@ -34,6 +36,34 @@ const FAIL_TWO_SUB_JOBS: &str = r#"{"status":"FAIL",
  "job_id":"ff80808288d41e1b018990260955686a","job_type":"createServer",
  "begin_time":"2024-05-01T10:00:00.000Z","end_time":"2024-05-01T10:00:20.000Z",
  "error_code":"Ecs.0013","fail_reason":"insufficient EIP quota"}"#;
+
+/// One body of each other service, from the reference's examples.
+const OTHER_SERVICES: [(Service, &str); 6] = [
+    (
+        Service::Bms,
+        r#"{"status":"RUNNING","job_id":"j","job_type":"baremetalBatchCreate","begin_time":"2019-03-01T08:00:00.000Z","end_time":"","entities":{"sub_jobs_total":1,"sub_jobs":[{"status":"RUNNING","job_id":"s1","job_type":"baremetalSingleCreate","entities":{"server_id":"bms-1"}}]}}"#,
+    ),
+    (
+        Service::Evs,
+        r#"{"status":"SUCCESS","entities":{"sub_jobs":[{"status":"SUCCESS","entities":{"volume_id":"0b549095-4937-4849-8e4c-52aa027d64f7"},"job_id":"21917a8d52a19b040152a9f2f2e50041","job_type":"createVolume","begin_time":"2016-02-04T01:43:37.445Z","end_time":"2016-02-04T01:44:02.239Z","error_code":null,"fail_reason":null}]},"job_id":"21917a8d52a19b040152a9f2f1eb003e","job_type":"batchCreateVolume","begin_time":"2016-02-04T01:43:37.193Z","end_time":"2016-02-04T01:44:08.283Z","error_code":null,"fail_reason":null}"#,
+    ),
+    (
+        Service::Ims,
+        r#"{"job_id":"9a175ac792fa12d20193002100dd2762","job_type":"imsCreateImageByInstance","begin_time":"2024-11-06T06:19:43.195Z","end_time":"2024-11-06T06:23:25.158Z","status":"SUCCESS","error_code":null,"fail_reason":null,"entities":{"image_name":"test","image_id":"3f7185de-b59a-4bb8-aa1d-7a513528b0e9"}}"#,
+    ),
+    (
+        Service::Cce,
+        r#"{"kind":"Job","apiVersion":"v3","metadata":{"uid":"354331b2c-229a-11e8-9c75-0255ac100ceb","creationTimestamp":"2018-08-02 08:12:40.672772389 +0000 UTC","updateTimestamp":"2018-08-02 08:21:50.478108569 +0000 UTC"},"spec":{"type":"CreateCluster","clusterUID":"4d1ecb2c-229a-11e8-9c75-0255ac100ceb","resourceID":"6f4dcb2c-229a-11e8-9c75-0255ac100ceb","resourceName":"cluster-name","extendParam":{"serverID":"bc467e3a-2338-11e8-825b-0255ac100c13"},"subJobs":[{"kind":"Job","apiVersion":"v3","metadata":{"uid":"fd474fab-9606-11e8-baa9-0255ac10215d"},"spec":{"type":"InstallMaster","resourceID":"fd3b4ac0-0000-0000-0000-000000000000"},"status":{"phase":"Success"}}]},"status":{"phase":"Running","reason":""}}"#,
+    ),
+    (
+        Service::Rds,
+        r#"{"job":{"id":"31b8ae23-c687-4d80-b7b4-42a66c9bb886","name":"CreateMysqlSingleHAInstance","status":"Completed","created":"2018-08-06T10:41:14+0000","ended":"2018-08-06T16:41:14+0000","process":"","instance":{"id":"a48e43ff268f4c0e879652d65e63d0fbin01","name":"mysql-single"},"entities":{"resource_ids":["a48e43ff268f4c0e879652d65e63d0fbin01.vm","a48e43ff268f4c0e879652d65e63d0fbin01.volume"]},"fail_reason":null}}"#,
+    ),
+    (
+        Service::Eip,
+        r#"{"job_id":"ff808082843684110184e155fdb36461","job_type":"createBatchPublicip","begin_time":"2022-12-05T08:10:19.951Z","end_time":"2022-12-05T08:10:21.864Z","status":"SUCCESS","error_code":null,"fail_reason":null,"entities":{"sub_jobs":[]}}"#,
+    ),
+];
 
 /// The gateway's answer to a throttled call.
 const THROTTLED: &str = r#"{"error_code":"APIGW.0308","error_msg":"The throttling threshold has been reached: policy user over ratelimit,limit:200,time:1 second","request_id":"d4e8c3a1f0b24f6e9a7d5c3b1e0f2a4c"}"#;
@@ -70,12 +100,27 @@ fn signing(c: &mut Criterion) {
 }
 
 fn parsing(c: &mut Criterion) {
+    let ecs = services::adapter(Service::Ecs);
     c.bench_function("parse_running_body", |b| {
-        b.iter(|| model::parse_job(black_box(RUNNING.as_bytes())))
+        b.iter(|| ecs.parse(black_box(RUNNING.as_bytes())))
     });
     c.bench_function("parse_fail_body_two_sub_jobs", |b| {
-        b.iter(|| model::parse_job(black_box(FAIL_TWO_SUB_JOBS.as_bytes())))
+        b.iter(|| ecs.parse(black_box(FAIL_TWO_SUB_JOBS.as_bytes())))
     });
+    c.bench_function("parse_running_body_legacy_model", |b| {
+        b.iter(|| model::parse_job(black_box(RUNNING.as_bytes())))
+    });
+    // The first step of the parser before the adapters: the whole body into
+    // a `serde_json::Value` tree, before any field was picked out of it.
+    c.bench_function("parse_running_body_value_tree_only", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(RUNNING.as_bytes())))
+    });
+    for (service, body) in OTHER_SERVICES {
+        let adapter = services::adapter(service);
+        c.bench_function(&format!("parse_{service}_body"), |b| {
+            b.iter(|| adapter.parse(black_box(body.as_bytes())))
+        });
+    }
 }
 
 fn classifying(c: &mut Criterion) {
@@ -86,7 +131,13 @@ fn classifying(c: &mut Criterion) {
                 request_id: Some("d4e8c3a1f0b24f6e9a7d5c3b1e0f2a4c"),
                 retry_after: Some("2"),
             };
-            error::classify(429, headers, black_box(THROTTLED.as_bytes()), now)
+            services::read_answer(
+                services::adapter(Service::Ecs),
+                429,
+                headers,
+                black_box(THROTTLED.as_bytes()),
+                now,
+            )
         })
     });
 }

@@ -188,7 +188,7 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
         }
         return fail(exit::CONFIG, problem);
     }
-    let credentials = daemon::credentials_config(&config);
+    let credentials = daemon::account::credentials_config(&config);
     let provider =
         match CredentialProvider::new(&credentials, &Environment::from_pairs(env.clone())) {
             Ok((provider, warnings)) => {

@@ -7,13 +7,13 @@
 //! here: files, the state store, credentials, the HTTP client; decisions
 //! live in the scheduler and the policies it calls.
 
+pub mod account;
 pub mod exit;
-mod legacy;
 mod reload;
 pub mod signals;
 pub mod systemd;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,23 +22,20 @@ use tokio::sync::{mpsc, oneshot, watch as signal};
 
 use crate::config::Config;
 use crate::daemon::systemd::{Monitor, Notifier};
-use crate::huaweicloud::client::{Client, ClientConfig};
-use crate::huaweicloud::credentials::{
-    self, CredentialProvider, CredentialsConfig, Environment, Source,
-};
+use crate::huaweicloud::credentials::Environment;
 use crate::job::{JobKey, ProjectName};
 use crate::output::event;
 use crate::output::log;
 use crate::output::sink::SinkFilter;
 use crate::output::webhook::{self, Deliveries};
 use crate::policy::cadence::Cadence;
-use crate::scheduler::observe::ProjectInfo;
 use crate::scheduler::{self, Command, Observer, Settings};
 use crate::store::{Store, Writer, db_path, now_ms};
 use reload::Current;
 
 use crate::telemetry::{self, Stats};
 use crate::watch::{self, WatchList};
+pub use account::{Account, connect};
 pub use exit::DaemonError;
 
 /// How often `watch.dir` is scanned for changes.
@@ -71,60 +68,8 @@ pub struct RunOptions {
     pub ready: Option<oneshot::Sender<Arc<Stats>>>,
 }
 
-/// The credential settings of a configuration.
-pub fn credentials_config(config: &Config) -> CredentialsConfig {
-    let settings = config.credentials();
-    CredentialsConfig {
-        source: settings.source,
-        access_key_file: settings.access_key_file.clone(),
-        secret_key_file: settings.secret_key_file.clone(),
-        security_token_file: settings.security_token_file.clone(),
-        metadata_url: settings
-            .metadata_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_string(),
-        ..CredentialsConfig::default()
-    }
-}
-
-/// The credential provider of a configuration, with its warnings emitted.
-pub fn credential_provider(
-    config: &Config,
-    env: &Environment,
-) -> Result<CredentialProvider, DaemonError> {
-    let (provider, warnings) = CredentialProvider::new(&credentials_config(config), env)
-        .map_err(|error| DaemonError::Config(format!("credentials: {error}")))?;
-    for warning in warnings {
-        log::announce(&event::credentials_warning(&warning));
-    }
-    Ok(provider)
-}
-
-/// The project id: the configuration, the environment or profile, then
-/// instance metadata.
-pub async fn project_id(config: &Config, env: &Environment) -> Result<String, DaemonError> {
-    if let Some(project_id) = config.project_id() {
-        return Ok(project_id.to_string());
-    }
-    if let Some(project_id) = credentials::project_id_from_environment(env, None) {
-        return Ok(project_id);
-    }
-    let credentials = credentials_config(config);
-    if matches!(credentials.source, Source::Auto | Source::Metadata) {
-        return credentials::project_id_from_metadata(&credentials).await.map_err(|error| {
-            DaemonError::Config(format!(
-                "cloud.project_id: not set, not in HUAWEICLOUD_SDK_PROJECT_ID, HW_PROJECT_ID or the profile, \
-                 and instance metadata did not answer: {error}"
-            ))
-        });
-    }
-    Err(DaemonError::Config(
-        "cloud.project_id: not set, and not in HUAWEICLOUD_SDK_PROJECT_ID, HW_PROJECT_ID or the profile".into(),
-    ))
-}
-
-fn settings(config: &Config, project_id: &str) -> Settings {
+/// The scheduler's settings of a configuration and its account.
+pub fn settings(config: &Config, account: &Account) -> Settings {
     let poll = config.poll();
     let limits = config.limits();
     Settings {
@@ -138,7 +83,7 @@ fn settings(config: &Config, project_id: &str) -> Settings {
         requests_per_second: limits.requests_per_second,
         burst: limits.burst,
         max_in_flight: limits.max_in_flight,
-        projects: projects(config, project_id),
+        projects: account.projects.clone(),
         adaptive: poll.adaptive,
         sinks: config
             .webhooks()
@@ -150,31 +95,6 @@ fn settings(config: &Config, project_id: &str) -> Settings {
             })
             .collect(),
     }
-}
-
-/// What events say about each project.
-fn projects(config: &Config, project_id: &str) -> HashMap<ProjectName, ProjectInfo> {
-    HashMap::from([(
-        ProjectName::default(),
-        ProjectInfo {
-            project_id: Arc::from(project_id),
-            region: config.region().map(Arc::from),
-        },
-    )])
-}
-
-fn client(
-    config: &Config,
-    project_id: &str,
-    provider: CredentialProvider,
-) -> Result<Client, DaemonError> {
-    let client_config = ClientConfig {
-        endpoint: config.effective_endpoint(),
-        project_id: project_id.to_string(),
-        request_timeout: config.limits().request_timeout,
-    };
-    Client::new(&client_config, provider)
-        .map_err(|error| DaemonError::Config(format!("cloud.endpoint: {error}")))
 }
 
 /// Reads the watch list of a configuration, with every problem.
@@ -210,9 +130,7 @@ pub async fn run(
     mut control: mpsc::Receiver<Control>,
 ) -> Result<(), DaemonError> {
     let env = Environment::from_pairs(options.env.clone());
-    let provider = credential_provider(&config, &env)?;
-    let project_id = project_id(&config, &env).await?;
-    let client = client(&config, &project_id, provider.clone())?;
+    let account = connect(&config, &env).await?;
     let sinks = webhook::load_sinks(&config).map_err(DaemonError::Config)?;
 
     let state_dir = config.state().dir.clone();
@@ -255,8 +173,8 @@ pub async fn run(
     let watch_list = load_watch_list(&config);
     let mut fingerprint = config.watch().dir.as_deref().map(watch::fingerprint);
     let handle = scheduler::spawn(scheduler::Start {
-        settings: settings(&config, &project_id),
-        poller: Arc::new(legacy::EcsPoller(client.clone())),
+        settings: settings(&config, &account),
+        poller: Arc::new(account.fleet.clone()),
         writer,
         records,
         announced,
@@ -299,8 +217,7 @@ pub async fn run(
 
     let mut current = Current {
         config,
-        project_id,
-        provider,
+        account,
         deliveries: Some(deliveries),
         outbox_db: db_path(&state_dir),
         outbox_wake,

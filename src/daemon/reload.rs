@@ -10,12 +10,10 @@ use std::sync::Arc;
 
 use tokio::sync::{oneshot, watch as signal};
 
-use super::{
-    DaemonError, client, credential_provider, legacy, load_watch_list, release_freed_memory,
-    settings, watch_list_len,
-};
+use super::account::{self, Account};
+use super::{load_watch_list, release_freed_memory, settings, watch_list_len};
 use crate::config::Config;
-use crate::huaweicloud::credentials::{CredentialProvider, Environment};
+use crate::huaweicloud::credentials::Environment;
 use crate::output::event;
 use crate::output::log;
 use crate::output::webhook::{self, Deliveries};
@@ -25,8 +23,7 @@ use crate::services::Poller;
 /// The configuration in force and what was built from it.
 pub(super) struct Current {
     pub(super) config: Config,
-    pub(super) project_id: String,
-    pub(super) provider: CredentialProvider,
+    pub(super) account: Account,
     pub(super) deliveries: Option<Deliveries>,
     pub(super) outbox_db: PathBuf,
     pub(super) outbox_wake: signal::Receiver<u64>,
@@ -60,26 +57,13 @@ impl Current {
             }
         };
         let env = Environment::from_pairs(env_map.clone());
-        let rebuild = config.effective_endpoint() != self.config.effective_endpoint()
-            || config.project_id() != self.config.project_id()
-            || config.credentials() != self.config.credentials()
-            || config.limits().request_timeout != self.config.limits().request_timeout;
         let mut poller: Option<Arc<dyn Poller>> = None;
-        let mut project_id = self.project_id.clone();
-        let mut provider = self.provider.clone();
-        if rebuild {
-            let built = async {
-                let provider = credential_provider(&config, &env)?;
-                let project_id = super::project_id(&config, &env).await?;
-                let client = client(&config, &project_id, provider.clone())?;
-                Ok::<_, DaemonError>((provider, project_id, client))
-            }
-            .await;
-            match built {
-                Ok((new_provider, new_project, client)) => {
-                    provider = new_provider;
-                    project_id = new_project;
-                    poller = Some(Arc::new(legacy::EcsPoller(client)));
+        let mut account = self.account.clone();
+        if account::differs(&self.config, &config) {
+            match account::connect(&config, &env).await {
+                Ok(fresh) => {
+                    poller = Some(Arc::new(fresh.fleet.clone()));
+                    account = fresh;
                 }
                 Err(error) => {
                     log::announce(&event::daemon_reload_failed(tracked, &error.to_string()));
@@ -88,7 +72,7 @@ impl Current {
             }
         } else if let Err(error) = {
             let mut warnings = Vec::new();
-            let reloaded = provider.reload(&env, &mut warnings);
+            let reloaded = account.provider.reload(&env, &mut warnings);
             for warning in &warnings {
                 log::announce(&event::credentials_warning(warning));
             }
@@ -108,13 +92,12 @@ impl Current {
             crate::output::log::set_level(&config.log().level);
         }
         handle.send(Command::Reconfigure {
-            settings: Box::new(settings(&config, &project_id)),
+            settings: Box::new(settings(&config, &account)),
             poller,
         });
         handle.send(Command::WatchList(load_watch_list(&config)));
         self.config = config;
-        self.project_id = project_id;
-        self.provider = provider;
+        self.account = account;
         // `daemon.reloaded` (and the `READY=1` after it) wait until the
         // scheduler has applied the new list, so its count is the new one.
         let (applied, wait) = oneshot::channel();

@@ -14,11 +14,12 @@
 //! [`crate::store`]), so a crash in between repeats an event with the same
 //! `event_id` instead of losing it.
 
+pub mod clock;
 pub mod observe;
+pub mod queue;
 pub mod tracked;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -34,18 +35,21 @@ use crate::job::{JobKey, Labels, ProjectName, Status};
 use crate::output::event::{self, Event};
 use crate::output::log;
 use crate::output::sink::{self, SinkFilter};
-use crate::policy::adaptive::History;
+use crate::policy::adaptive::{self, History, Record as Learned};
 use crate::policy::auth_gate::AuthGate;
 use crate::policy::budget::Budget;
 use crate::policy::cadence::{self, Cadence};
 use crate::policy::error_lines::ErrorLines;
 use crate::policy::throttle::Throttle;
+use crate::policy::triage::{self, LoadMeter};
 use crate::services::{Polled, Poller};
 use crate::store::{DurationRow, JobRecord, Write, Writer, now_ms};
 use crate::telemetry::{self, Stats};
 use crate::watch::WatchList;
 
+use clock::WallClock;
 use observe::{Context, Next, Observation, ProjectInfo, Record};
+use queue::Queue;
 use tracked::{Tracked, share_labels};
 
 /// How often counters of polls that changed nothing are written.
@@ -157,14 +161,6 @@ pub fn spawn(start: Start) -> Handle {
     }
 }
 
-/// The history key of a stored duration.
-fn duration_key(row: &DurationRow) -> String {
-    match row.service {
-        crate::job::Service::Ecs => row.job_type.clone(),
-        service => format!("{service}:{}", row.job_type),
-    }
-}
-
 struct Scheduler {
     settings: Settings,
     poller: Arc<dyn Poller>,
@@ -179,8 +175,9 @@ struct Scheduler {
     dormant: HashMap<JobKey, Tracked>,
     /// Jobs that are done: never polled or announced again.
     finished: HashSet<JobKey>,
-    queue: BinaryHeap<Reverse<(Instant, u64, JobKey)>>,
-    next_seq: u64,
+    queue: Queue,
+    clock: WallClock,
+    load: LoadMeter,
     in_flight: JoinSet<(JobKey, Result<Polled, ApiError>)>,
     budget_ready_at: Option<Instant>,
     budget_blocked_since: Option<Instant>,
@@ -200,12 +197,12 @@ impl Scheduler {
         let wall = now_ms();
         let budget = Budget::new(start.settings.requests_per_second, start.settings.burst);
         let store_healthy = start.writer.health_flag();
-        let history = History::from_rows(
-            start
-                .durations
-                .iter()
-                .map(|row| (duration_key(row), row.duration_ms)),
-        );
+        let history = History::from_records(start.durations.into_iter().map(|row| Learned {
+            service: row.service,
+            job_type: row.job_type,
+            phase: row.phase,
+            duration_ms: row.duration_ms,
+        }));
         let mut scheduler = Scheduler {
             settings: start.settings,
             poller: start.poller,
@@ -218,8 +215,9 @@ impl Scheduler {
             jobs: HashMap::new(),
             dormant: HashMap::new(),
             finished: HashSet::new(),
-            queue: BinaryHeap::new(),
-            next_seq: 0,
+            queue: Queue::new(now),
+            clock: WallClock::new(now, wall),
+            load: LoadMeter::new(),
             in_flight: JoinSet::new(),
             budget_ready_at: None,
             budget_blocked_since: None,
@@ -306,79 +304,71 @@ impl Scheduler {
     /// When the next call may start, or `None` when none may (nothing due,
     /// all slots busy, authentication paused).
     fn next_dispatch(&mut self, now: Instant) -> Option<Instant> {
-        let allowed = self.auth.allowed_in_flight(
+        if self.in_flight.len() >= self.allowed_in_flight(now) {
+            return None;
+        }
+        let due = self.queue.next_due(&self.jobs, now)?;
+        Some(due.max(self.call_allowed_at(now)))
+    }
+
+    /// How many calls may run at once now (one while authentication is
+    /// probed, none while it is paused).
+    fn allowed_in_flight(&mut self, now: Instant) -> usize {
+        self.auth.allowed_in_flight(
             now,
             self.poller.credentials_generation(),
             self.settings.max_in_flight,
-        );
-        if self.in_flight.len() >= allowed {
-            return None;
-        }
-        let due = self.peek_due()?;
-        let mut at = due.max(
-            self.throttle
-                .next_allowed(now, self.budget.requests_per_second()),
-        );
-        if let Some(ready) = self.budget_ready_at {
-            at = at.max(ready);
-        }
-        Some(at)
+        )
     }
 
-    /// The due time of the earliest valid queue entry, dropping stale ones.
-    fn peek_due(&mut self) -> Option<Instant> {
-        while let Some(Reverse((due, seq, key))) = self.queue.peek() {
-            match self.jobs.get(key) {
-                Some(tracked) if tracked.due_seq == *seq && !tracked.in_flight => {
-                    return Some(*due);
-                }
-                _ => {
-                    self.queue.pop();
-                }
-            }
-        }
-        None
+    /// The earliest moment the throttle and the budget allow a call.
+    fn call_allowed_at(&mut self, now: Instant) -> Instant {
+        let at = self
+            .throttle
+            .next_allowed(now, self.budget.requests_per_second());
+        self.budget_ready_at.map_or(at, |ready| at.max(ready))
     }
 
-    /// Starts every call that is due and allowed at `now`, not only the
-    /// first: a timer wakes the loop at most once a millisecond, so one
-    /// call per wake would cap the rate near 1,000 calls per second and
-    /// cost a thread wake-up per call.
+    /// Releases the polls due at `now` and starts as many as the slots,
+    /// the throttle and the budget allow, the triage choosing which: a
+    /// timer wakes the loop at most once a millisecond, so one call per
+    /// wake would cap the rate near 1,000 calls per second and cost a
+    /// thread wake-up per call.
     fn dispatch_due(&mut self, now: Instant) {
-        for _ in 0..self.settings.max_in_flight.max(1) {
-            if self.next_dispatch(now).is_none_or(|at| at > now) {
+        self.queue.release(&self.jobs, now);
+        while self.in_flight.len() < self.allowed_in_flight(now) && self.call_allowed_at(now) <= now
+        {
+            let Some((key, due)) = self.queue.take(&self.jobs, now) else {
                 return;
+            };
+            match self.budget.try_take() {
+                Ok(()) => {
+                    self.budget_ready_at = None;
+                    if let Some(since) = self.budget_blocked_since.take() {
+                        let waited = now.saturating_duration_since(since).as_secs_f64();
+                        ::metrics::histogram!(telemetry::BUDGET_WAIT).record(waited);
+                    }
+                    let due_at = self.queue.due_at(&due);
+                    self.dispatch(key, due_at, now);
+                }
+                Err(wait) => {
+                    self.budget_ready_at = Some(now + wait);
+                    self.budget_blocked_since.get_or_insert(now);
+                    let seq = self.jobs.get(&key).map_or(0, |tracked| tracked.due_seq);
+                    self.queue.put_back(key, seq, due);
+                    return;
+                }
             }
-            self.dispatch(now);
         }
     }
 
-    fn dispatch(&mut self, now: Instant) {
-        if self.peek_due().is_none_or(|due| due > now) {
-            return;
-        }
-        match self.budget.try_take() {
-            Ok(()) => {
-                self.budget_ready_at = None;
-                if let Some(since) = self.budget_blocked_since.take() {
-                    let waited = now.saturating_duration_since(since).as_secs_f64();
-                    ::metrics::histogram!(telemetry::BUDGET_WAIT).record(waited);
-                }
-            }
-            Err(wait) => {
-                self.budget_ready_at = Some(now + wait);
-                self.budget_blocked_since.get_or_insert(now);
-                return;
-            }
-        }
-        let Some(Reverse((due, _, key))) = self.queue.pop() else {
-            return;
-        };
+    fn dispatch(&mut self, key: JobKey, due: Instant, now: Instant) {
         let Some(tracked) = self.jobs.get_mut(&key) else {
             return;
         };
         tracked.in_flight = true;
         self.throttle.on_dispatch(now);
+        self.load.record(self.queue.clock(now));
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
         let lag = now.saturating_duration_since(due).as_secs_f64();
         ::metrics::histogram!(telemetry::SCHEDULER_LAG).record(lag);
@@ -392,15 +382,21 @@ impl Scheduler {
         });
     }
 
+    /// The adaptive spacing now: wider as the budget fills.
+    fn spacing(&self, now: Instant) -> Duration {
+        let utilisation = self
+            .load
+            .utilisation(self.queue.clock(now), self.budget.requests_per_second());
+        triage::loaded_spacing(adaptive::SPACING, utilisation)
+    }
+
     fn schedule(&mut self, key: &JobKey, due: Instant) {
         let Some(tracked) = self.jobs.get_mut(key) else {
             return;
         };
-        self.next_seq += 1;
-        tracked.due_seq = self.next_seq;
+        self.queue.schedule(key, tracked, due);
         let gap_ms = due.saturating_duration_since(Instant::now()).as_millis() as i64;
-        tracked.record.next_poll_ms = Some(now_ms() + gap_ms);
-        self.queue.push(Reverse((due, self.next_seq, key.clone())));
+        tracked.record.next_poll_ms = Some(self.clock.wall(Instant::now()) + gap_ms);
     }
 
     fn random(&mut self) -> f64 {
@@ -410,7 +406,7 @@ impl Scheduler {
     /// Applies a new watch list: new jobs start (spread over the initial
     /// interval), jobs that left stop, the others are not disturbed.
     fn apply_watch_list(&mut self, list: WatchList, now: Instant) {
-        let wall = now_ms();
+        let wall = self.clock.wall(now);
         let leaving: Vec<JobKey> = self
             .jobs
             .keys()
@@ -456,8 +452,7 @@ impl Scheduler {
                 self.writes.push(Write::Job(tracked.to_record(key)));
             }
             self.jobs.insert(key.clone(), tracked);
-            let random = self.random();
-            let delay = cadence::first_delay(&self.settings.cadence, random);
+            let delay = self.first_delay(key, now);
             self.schedule(key, now + delay);
         }
         // The jobs moved out of `dormant` leave its table as large as it
@@ -466,6 +461,26 @@ impl Scheduler {
             self.dormant.shrink_to_fit();
         }
         self.update_counts();
+    }
+
+    /// When to poll a job that starts being tracked: a moment within the
+    /// initial interval, or, while the budget is loaded, where its
+    /// service's history says jobs usually end.
+    fn first_delay(&mut self, key: &JobKey, now: Instant) -> Duration {
+        let random = self.random();
+        let spacing = self.spacing(now);
+        let learned = (self.settings.adaptive && spacing > adaptive::SPACING)
+            .then(|| {
+                adaptive::first_gap(
+                    &self.history,
+                    &self.settings.cadence,
+                    key.service,
+                    spacing,
+                    random,
+                )
+            })
+            .flatten();
+        learned.unwrap_or_else(|| cadence::first_delay(&self.settings.cadence, random))
     }
 
     fn reconfigure(&mut self, settings: Settings, poller: Option<Arc<dyn Poller>>) {
@@ -507,9 +522,10 @@ impl Scheduler {
             Ok(polled) => {
                 self.auth.on_answer();
                 self.throttle.on_answer();
-                let observation = self.decide(&key, now, |tracked, context| {
-                    observe::observe(tracked, &polled.view, context)
-                });
+                let observation =
+                    self.decide(&key, now, polled.server_now_ms, |tracked, context| {
+                        observe::observe(tracked, &polled.view, context)
+                    });
                 self.apply(key, observation, now);
             }
             Err(error) => self.failed(key, error, now),
@@ -521,9 +537,11 @@ impl Scheduler {
         &mut self,
         key: &JobKey,
         now: Instant,
+        server_now_ms: Option<i64>,
         decision: impl FnOnce(&mut Tracked, &Context<'_>) -> Observation,
     ) -> Option<Observation> {
         let random = self.random();
+        let spacing = self.spacing(now);
         let tracked = self.jobs.get_mut(key)?;
         let context = Context {
             key,
@@ -536,7 +554,9 @@ impl Scheduler {
             history: self.settings.adaptive.then_some(&self.history),
             store_healthy: self.store_healthy.load(Ordering::SeqCst),
             now,
-            wall_ms: now_ms(),
+            wall_ms: self.clock.wall(now),
+            server_now_ms,
+            spacing,
             random,
         };
         Some(decision(tracked, &context))
@@ -550,7 +570,7 @@ impl Scheduler {
         for event in observation.events {
             self.announce(event);
         }
-        let wall = now_ms();
+        let wall = self.clock.wall(now);
         for event_id in observation.announced {
             self.writes.push(Write::Announced {
                 key: key.clone(),
@@ -559,14 +579,10 @@ impl Scheduler {
                 at: wall,
             });
         }
-        if let Some((service, job_type, duration_ms)) = observation.duration {
-            let row = DurationRow {
-                service,
-                job_type: job_type.to_string(),
-                duration_ms,
-            };
-            let worked = Duration::from_millis(duration_ms.max(0) as u64);
-            self.history.record(&duration_key(&row), worked);
+        for row in observation.durations {
+            let worked = Duration::from_millis(row.duration_ms.max(0) as u64);
+            self.history
+                .record_for(row.service, &row.job_type, row.phase, worked);
             self.writes.push(Write::Duration {
                 row,
                 finished_at: wall,
@@ -637,7 +653,7 @@ impl Scheduler {
             ErrorKind::NotFound => {
                 self.auth.on_answer();
                 self.throttle.on_answer();
-                let observation = self.decide(&key, now, observe::not_found);
+                let observation = self.decide(&key, now, None, observe::not_found);
                 self.apply(key, observation, now);
             }
             ErrorKind::Throttled { retry_after } => {
@@ -657,7 +673,7 @@ impl Scheduler {
             | ErrorKind::Decode => {
                 self.throttle.on_answer();
                 let random_gap = self.random();
-                let observation = self.decide(&key, now, |tracked, context| {
+                let observation = self.decide(&key, now, None, |tracked, context| {
                     let delay = observe::retry(tracked, context, random_gap);
                     Observation::poll(delay, Record::Counters)
                 });
@@ -668,7 +684,7 @@ impl Scheduler {
 
     /// The job is done: record it as finished and stop tracking it.
     fn finish(&mut self, key: JobKey) {
-        let wall = now_ms();
+        let wall = self.clock.wall(Instant::now());
         if let Some(tracked) = self.jobs.remove(&key) {
             let mut record = tracked.to_record(&key);
             record.finished = true;
@@ -686,7 +702,12 @@ impl Scheduler {
     /// metrics and the observer.
     fn announce(&mut self, event: Event) {
         let line = log::announce(&event);
-        let queued = sink::outbox_writes(&self.settings.sinks, &event, &line, now_ms());
+        let queued = sink::outbox_writes(
+            &self.settings.sinks,
+            &event,
+            &line,
+            self.clock.wall(Instant::now()),
+        );
         self.writes.extend(queued);
         if let (Some(job), event::JOB_TRANSITION | event::JOB_NOT_FOUND) =
             (event.job(), event.name())

@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::tracked::{Tracked, history_key};
-use crate::job::{JobKey, JobView, Service, Status};
+use super::tracked::{Placement, Tracked};
+use crate::job::{JobKey, JobView, Status};
 use crate::output::event::{self, Event, JobRef, TransitionContext};
-use crate::policy::adaptive::History;
+use crate::policy::adaptive::{self, History, Phase};
 use crate::policy::cadence::{self, Cadence, Situation};
+use crate::policy::server_time::{self, ServerTimes, Sightings};
+use crate::store::DurationRow;
 
 /// What events say about a job's project.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,8 +46,27 @@ pub struct Context<'a> {
     pub now: Instant,
     /// Now, Unix ms.
     pub wall_ms: i64,
+    /// The server's clock at the answer (its `Date`), Unix ms.
+    pub server_now_ms: Option<i64>,
+    /// The adaptive spacing (wider under a loaded budget).
+    pub spacing: Duration,
     /// A number in `[0, 1)` for jitter.
     pub random: f64,
+}
+
+impl Context<'_> {
+    /// Placing a poll of a job of this `age` with this `batch`.
+    fn placement<'a>(&'a self, age: Duration, batch: Option<adaptive::Batch<'a>>) -> Placement<'a> {
+        Placement {
+            cadence: self.cadence,
+            history: self.history,
+            now: self.now,
+            age,
+            batch,
+            spacing: self.spacing,
+            random: self.random,
+        }
+    }
 }
 
 /// When to poll the job next.
@@ -77,9 +98,8 @@ pub struct Observation {
     pub announced: Vec<String>,
     /// How the record changes.
     pub record: Record,
-    /// A duration to learn (service, `job_type`, milliseconds): the job
-    /// has just finished.
-    pub duration: Option<(Service, Arc<str>, i64)>,
+    /// Durations to learn: the job has just finished.
+    pub durations: Vec<DurationRow>,
     /// When to poll next.
     pub next: Next,
 }
@@ -91,7 +111,7 @@ impl Observation {
             events: Vec::new(),
             announced: Vec::new(),
             record,
-            duration: None,
+            durations: Vec::new(),
             next: Next::Poll(gap),
         }
     }
@@ -203,47 +223,129 @@ pub fn observe(tracked: &mut Tracked, view: &JobView, context: &Context<'_>) -> 
             .push(event_id.clone().into_boxed_str());
     }
     tracked.streak = tracked.streak.saturating_add(1);
-    if tracked.active_since.is_none() && *status != Status::PendingPayment {
-        tracked.active_since = Some((now, wall));
-    }
     let record = if changed || timeout || !announced.is_empty() {
         Record::Full
     } else {
         Record::Counters
     };
+    let server = ServerTimes {
+        begin_ms: view.begin_ms,
+        end_ms: view.end_ms,
+        server_now_ms: context.server_now_ms,
+    };
+    let seen = Sightings {
+        now_ms: wall,
+        first_at_work_ms: tracked.first_at_work_ms,
+        last_at_work_ms: tracked.last_at_work_ms,
+        was_pending: tracked.was_pending,
+    };
 
     if status.is_final() {
-        // How long the job worked, for the adaptive cadence: from its first
-        // sighting at work to its end, so time spent waiting for payment
-        // does not count.
-        let duration = match (&tracked.job_type, tracked.active_since) {
-            (Some(job_type), Some((_, since))) => {
-                Some((context.key.service, job_type.clone(), wall - since))
-            }
-            _ => None,
-        };
+        let durations = learned(context.key, tracked, view, server, seen);
         return Observation {
             events,
             announced,
             record,
-            duration,
+            durations,
             next: Next::Finish,
         };
     }
-    let gap = tracked.cadence_gap(
-        context.key,
-        context.cadence,
-        context.history,
-        now,
-        context.random,
-    );
+    if *status == Status::PendingPayment {
+        tracked.was_pending = true;
+    } else {
+        tracked.first_at_work_ms.get_or_insert(wall);
+        tracked.last_at_work_ms = Some(wall);
+    }
+    let age = server_time::running_age(
+        ServerTimes {
+            end_ms: None,
+            ..server
+        },
+        Sightings {
+            first_at_work_ms: tracked.first_at_work_ms,
+            ..seen
+        },
+    )
+    .value;
+    let batch = batch(tracked, view, age);
+    let gap = tracked.next_gap(context.key, &context.placement(age, batch));
     Observation {
         events,
         announced,
         record,
-        duration: None,
+        durations: Vec::new(),
         next: Next::Poll(gap),
     }
+}
+
+/// How many sub-jobs a job has: `sub_jobs_total`, else those listed.
+fn batch_size(view: &JobView) -> usize {
+    view.sub_jobs_total.map_or(view.sub_jobs.len(), |total| {
+        usize::try_from(total).unwrap_or(usize::MAX)
+    })
+}
+
+/// A batch's progress for the placement (at least two sub-jobs), noting
+/// when the count of finished sub-jobs last changed.
+fn batch<'a>(
+    tracked: &mut Tracked,
+    view: &'a JobView,
+    age: Duration,
+) -> Option<adaptive::Batch<'a>> {
+    let total = batch_size(view);
+    if total < 2 {
+        tracked.batch_seen = None;
+        return None;
+    }
+    let finished = u32::try_from(view.sub_jobs_finished()).unwrap_or(u32::MAX);
+    let since = match tracked.batch_seen {
+        Some((count, since)) if count == finished => since,
+        _ => age,
+    };
+    tracked.batch_seen = Some((finished, since));
+    Some(adaptive::Batch {
+        total: u32::try_from(total).unwrap_or(u32::MAX),
+        finished,
+        last_finished_age: Some(since),
+        sub_job_type: view.sub_jobs.iter().find_map(|sub| sub.job_type.as_deref()),
+    })
+}
+
+/// What a finished job teaches the adaptive cadence: its whole duration
+/// (the server's `end_time - begin_time` when sane, else our sightings),
+/// and for a batch seen with every sub-job done before its end, the tail
+/// after the last sub-job.
+fn learned(
+    key: &JobKey,
+    tracked: &Tracked,
+    view: &JobView,
+    server: ServerTimes,
+    seen: Sightings,
+) -> Vec<DurationRow> {
+    let Some(job_type) = tracked.job_type.as_deref().or(view.job_type.as_deref()) else {
+        return Vec::new();
+    };
+    let mut durations = Vec::new();
+    let Some(whole) = server_time::finished_duration(server, seen) else {
+        return durations;
+    };
+    let row = |phase, source, value: Duration| DurationRow {
+        service: key.service,
+        job_type: job_type.to_string(),
+        phase,
+        source,
+        duration_ms: i64::try_from(value.as_millis()).unwrap_or(i64::MAX),
+    };
+    durations.push(row(Phase::Whole, whole.source, whole.value));
+    let total = batch_size(view);
+    if let Some((finished, since)) = tracked.batch_seen
+        && total >= 2
+        && finished as usize >= total
+        && whole.value > since
+    {
+        durations.push(row(Phase::Tail, whole.source, whole.value - since));
+    }
+    durations
 }
 
 /// A "no such job" answer: never seen and still within the grace, poll
@@ -276,7 +378,7 @@ pub fn not_found(tracked: &mut Tracked, context: &Context<'_>) -> Observation {
         events: vec![event],
         announced: Vec::new(),
         record: Record::Full,
-        duration: None,
+        durations: Vec::new(),
         next: Next::Finish,
     }
 }
@@ -289,19 +391,13 @@ pub fn retry(tracked: &mut Tracked, context: &Context<'_>, random_gap: f64) -> D
     tracked.record.polls += 1;
     tracked.record.last_poll_ms = Some(context.wall_ms);
     tracked.failures = tracked.failures.saturating_add(1);
-    let gap = tracked.cadence_gap(
-        context.key,
-        context.cadence,
-        context.history,
-        context.now,
-        random_gap,
-    );
+    let age = tracked.sighted_age(context.wall_ms);
+    let placement = Placement {
+        random: random_gap,
+        ..context.placement(age, None)
+    };
+    let gap = tracked.next_gap(context.key, &placement);
     cadence::retry_delay(tracked.failures, gap, context.random)
-}
-
-/// The key under which a duration is learned (see [`history_key`]).
-pub fn learned_key(key: &JobKey, job_type: &str) -> String {
-    history_key(key, job_type)
 }
 
 #[cfg(test)]

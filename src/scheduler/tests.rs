@@ -454,6 +454,8 @@ async fn learned_durations_place_polls_near_the_likely_end() {
         .map(|n| DurationRow {
             service: crate::job::Service::Ecs,
             job_type: "createServer".to_string(),
+            phase: crate::policy::adaptive::Phase::Whole,
+            source: crate::policy::server_time::Source::Sighting,
             duration_ms: 55_000 + n * 200,
         })
         .collect();

@@ -25,10 +25,21 @@ pub struct Tracked {
     pub tracked_since: Instant,
     /// When the status last changed (monotonic).
     pub status_since: Instant,
-    /// When the job was first seen doing work (any status but
-    /// PENDING_PAYMENT): the origin of the adaptive cadence and of the
-    /// recorded duration, monotonic and wall (Unix ms).
-    pub active_since: Option<(Instant, i64)>,
+    /// When the job was first and last seen at work (INIT, RUNNING or a
+    /// service's own word), Unix ms: the sightings its age and duration
+    /// fall back on when the server's times are missing or absurd.
+    pub first_at_work_ms: Option<i64>,
+    /// See `first_at_work_ms`.
+    pub last_at_work_ms: Option<i64>,
+    /// Whether the job was ever seen in PENDING_PAYMENT (its `begin_time`
+    /// is then the order's).
+    pub was_pending: bool,
+    /// For a batch: how many sub-jobs were final at the last answer, and
+    /// the job's age when that count first showed.
+    pub batch_seen: Option<(u32, Duration)>,
+    /// The chance that the next poll finds the job done (the triage's
+    /// score under a short budget), when history knows its type.
+    pub chance: Option<f32>,
     /// Polls since the last change (the plain cadence grows with it).
     pub streak: u32,
     /// Failed calls in a row (the retry backoff grows with them).
@@ -73,7 +84,11 @@ impl Tracked {
             job_type: None,
             tracked_since: now,
             status_since: now,
-            active_since: None,
+            first_at_work_ms: None,
+            last_at_work_ms: None,
+            was_pending: false,
+            batch_seen: None,
+            chance: None,
             streak: 0,
             failures: 0,
             in_flight: false,
@@ -112,11 +127,16 @@ impl Tracked {
             tracked_since: ago(Some(record.tracked_since)),
             status_since: ago(record.last_change),
             // Not recorded: a job that was working is taken to have worked
-            // since its first sighting.
-            active_since: match &status {
+            // since its first sighting (its next answer's `begin_time`
+            // usually says better).
+            first_at_work_ms: match &status {
                 Some(Status::PendingPayment) | None => None,
-                Some(_) => record.first_seen.map(|ms| (ago(Some(ms)), ms)),
+                Some(_) => record.first_seen,
             },
+            last_at_work_ms: None,
+            was_pending: status == Some(Status::PendingPayment),
+            batch_seen: None,
+            chance: None,
             status,
             streak: 0,
             failures: 0,
@@ -159,50 +179,73 @@ impl Tracked {
     /// The gap before the next poll: the adaptive placement when
     /// `history` is given and knows this job's type, else the plain
     /// cadence. Only working jobs (INIT, RUNNING, unknown statuses) not yet
-    /// past their deadline are placed adaptively.
-    pub fn cadence_gap(
-        &self,
-        key: &JobKey,
-        cadence: &Cadence,
-        history: Option<&History>,
-        now: Instant,
-        random: f64,
-    ) -> Duration {
-        let elapsed = now.saturating_duration_since(self.status_since);
+    /// past their deadline are placed adaptively. Sets the poll's chance
+    /// (the triage's score).
+    pub fn next_gap(&mut self, key: &JobKey, place: &Placement<'_>) -> Duration {
+        let elapsed = place.now.saturating_duration_since(self.status_since);
+        self.chance = None;
+        if let (Some(history), Some(status), Some(job_type)) =
+            (place.history, &self.status, self.job_type.as_deref())
+            && !matches!(status, Status::PendingPayment)
+            && !status.is_final()
+            && !cadence::timed_out(place.cadence, status, elapsed)
+        {
+            let observation = adaptive::Observation {
+                service: key.service,
+                job_type,
+                age: place.age,
+                batch: place.batch,
+            };
+            if let Some(gap) = adaptive::place(
+                history,
+                place.cadence,
+                &observation,
+                place.spacing,
+                place.random,
+            ) {
+                self.chance =
+                    adaptive::chance(history, &observation, gap).map(|chance| chance as f32);
+                return gap;
+            }
+        }
         let situation = match &self.status {
             Some(status) => Situation::Status(status),
             None => Situation::NotYetVisible,
         };
-        if let (Some(history), Some(status), Some((active, _))) =
-            (history, &self.status, self.active_since)
-            && !matches!(status, Status::PendingPayment)
-            && !status.is_final()
-            && !cadence::timed_out(cadence, status, elapsed)
-            && let Some(gap) = adaptive::next_gap(
-                history,
-                cadence,
-                self.job_type
-                    .as_deref()
-                    .map(|job_type| history_key(key, job_type))
-                    .as_deref(),
-                now.saturating_duration_since(active),
-                random,
-            )
-        {
-            return gap;
-        }
-        cadence::next_gap(cadence, situation, self.streak.max(1), elapsed, random)
+        cadence::next_gap(
+            place.cadence,
+            situation,
+            self.streak.max(1),
+            elapsed,
+            place.random,
+        )
+    }
+
+    /// The job's age by our own sightings (when no answer says better).
+    pub fn sighted_age(&self, now_ms: i64) -> Duration {
+        self.first_at_work_ms.map_or(Duration::ZERO, |first| {
+            Duration::from_millis(now_ms.saturating_sub(first).max(0) as u64)
+        })
     }
 }
 
-/// The key of a job type in the adaptive history: a CCE `CreateCluster`
-/// is not an ECS `createServer`, so the service is part of it (ECS types
-/// keep their bare name).
-pub fn history_key(key: &JobKey, job_type: &str) -> String {
-    match key.service {
-        crate::job::Service::Ecs => job_type.to_string(),
-        service => format!("{service}:{job_type}"),
-    }
+/// What placing the next poll needs beyond the job.
+#[derive(Clone, Copy, Debug)]
+pub struct Placement<'a> {
+    /// The per-job cadence.
+    pub cadence: &'a Cadence,
+    /// The adaptive history, when the adaptive cadence is on.
+    pub history: Option<&'a History>,
+    /// Now, monotonic.
+    pub now: Instant,
+    /// The job's age at work.
+    pub age: Duration,
+    /// Its sub-jobs' progress.
+    pub batch: Option<adaptive::Batch<'a>>,
+    /// The adaptive spacing (wider under a loaded budget).
+    pub spacing: Duration,
+    /// A number in `[0, 1)` for jitter.
+    pub random: f64,
 }
 
 /// One `Arc` for equal label sets: the jobs of a watch file mostly carry

@@ -1,395 +1,213 @@
-//! The wire model of `GET /v1/{project_id}/jobs/{job_id}`.
+//! ECS: `GET /v1/{project_id}/jobs/{job_id}` on `ecs`.
 //!
 //! Every field of the body may be absent or `null`, `end_time` is `""`
-//! while a job runs, and new statuses may appear at any time, so parsing is
-//! deliberately lenient: the body goes through `serde_json::Value` and each
-//! field is picked out on its own. A field of an unexpected type is read as
-//! absent instead of failing the whole body; only a body that is not JSON,
-//! is larger than [`MAX_BODY_BYTES`], or has no status at all is refused.
+//! while a job runs, and new statuses may appear at any time. The status
+//! words are INIT, RUNNING, SUCCESS, FAIL and PENDING_PAYMENT; sub-jobs
+//! (`entities.sub_jobs[]`) use the first four. Resource ids are the
+//! servers and NICs of the job and its sub-jobs (`entities.server_id`,
+//! `entities.nic_id`); a failed sub-job's reason is its `fail_reason`, else
+//! `entities.errorcode_message`. Not found: HTTP 404 or 410, or
+//! `Common.0011` (HTTP 400) with any status.
+//!
+//! The body's structs are shared with BMS, whose jobs have the same shape
+//! ([`view`] takes the status mapping of the service that calls it).
+//!
+//! The model the scheduler read before [`JobView`] (`Job`, `JobStatus`,
+//! `parse_job`) is re-exported from [`super::legacy`] until its callers
+//! move.
 
-use std::fmt;
+use super::lenient::{
+    self, Count, Obj, Objects, Text, common_status, lenient_object, position_key, timestamp_ms,
+};
+use super::{Adapter, JobQuery, ParseError, Refusal};
+use crate::huaweicloud::sign::percent_encode;
+use crate::job::view::push_unique;
+use crate::job::{JobView, Service, Status, SubJobView};
 
-use serde_json::{Map, Value};
+pub use super::legacy::{DecodeError, Job, JobStatus, SubJob, parse_job};
+pub use super::lenient::MAX_BODY_BYTES;
 
-/// The largest body the client reads; larger ones are refused unread.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// The ECS adapter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ecs;
 
-/// The status of a job or sub-job: the known ones, and any other string
-/// kept verbatim (treated as not final).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum JobStatus {
-    /// Being initialised.
-    Init,
-    /// In progress.
-    Running,
-    /// Done; final.
-    Success,
-    /// Failed; final.
-    Fail,
-    /// A yearly/monthly order waits for payment.
-    PendingPayment,
-    /// A status this version does not know, as the API sent it.
-    Other(String),
+lenient_object! {
+    /// A job body of ECS (and BMS).
+    pub struct Body<'a> {
+        "status" => status: Text<'a>,
+        "job_id" => job_id: Text<'a>,
+        "job_type" => job_type: Text<'a>,
+        "begin_time" => begin_time: Text<'a>,
+        "end_time" => end_time: Text<'a>,
+        "error_code" => error_code: Text<'a>,
+        "fail_reason" => fail_reason: Text<'a>,
+        /// Set when the query itself failed.
+        "message" => message: Text<'a>,
+        /// Set when the query itself failed.
+        "code" => code: Text<'a>,
+        "entities" => entities: Obj<Entities<'a>>,
+    }
 }
 
-impl JobStatus {
-    /// Parses a status string; unknown strings are kept verbatim.
-    pub fn parse(value: &str) -> JobStatus {
-        match value {
-            "INIT" => JobStatus::Init,
-            "RUNNING" => JobStatus::Running,
-            "SUCCESS" => JobStatus::Success,
-            "FAIL" => JobStatus::Fail,
-            "PENDING_PAYMENT" => JobStatus::PendingPayment,
-            other => JobStatus::Other(other.to_string()),
+lenient_object! {
+    /// `entities` of a job.
+    pub struct Entities<'a> {
+        "sub_jobs_total" => sub_jobs_total: Count,
+        "sub_jobs" => sub_jobs: Objects<SubJobBody<'a>>,
+        "server_id" => server_id: Text<'a>,
+        "nic_id" => nic_id: Text<'a>,
+    }
+}
+
+lenient_object! {
+    /// One element of `entities.sub_jobs`.
+    pub struct SubJobBody<'a> {
+        "status" => status: Text<'a>,
+        "job_id" => job_id: Text<'a>,
+        "job_type" => job_type: Text<'a>,
+        "begin_time" => begin_time: Text<'a>,
+        "end_time" => end_time: Text<'a>,
+        "error_code" => error_code: Text<'a>,
+        "fail_reason" => fail_reason: Text<'a>,
+        "entities" => entities: Obj<SubEntities<'a>>,
+    }
+}
+
+lenient_object! {
+    /// `entities` of a sub-job.
+    pub struct SubEntities<'a> {
+        "server_id" => server_id: Text<'a>,
+        "nic_id" => nic_id: Text<'a>,
+        "errorcode_message" => errorcode_message: Text<'a>,
+    }
+}
+
+/// An ECS status word in the common vocabulary.
+pub fn status(word: &str) -> Status {
+    const WORDS: [(&str, Status); 5] = [
+        ("INIT", Status::Init),
+        ("RUNNING", Status::Running),
+        ("SUCCESS", Status::Success),
+        ("FAIL", Status::Fail),
+        ("PENDING_PAYMENT", Status::PendingPayment),
+    ];
+    WORDS
+        .into_iter()
+        .find(|(known, _)| word.eq_ignore_ascii_case(known))
+        .map_or_else(|| common_status(word), |(_, status)| status)
+}
+
+/// Reads a body of this shape into a [`JobView`] with the status mapping
+/// `status_of`; `None` when it has no status. The servers of the job and
+/// its sub-jobs are its `server_ids`; with the NICs they are its
+/// `resource_ids`.
+pub fn view(body: &Body<'_>, status_of: fn(&str) -> Status) -> Option<JobView> {
+    let word = body.status.get()?;
+    let entities = body.entities.get();
+    let mut view = JobView {
+        status: status_of(word),
+        service_status: word.to_string(),
+        job_id: body.job_id.owned(),
+        job_type: body.job_type.owned(),
+        begin_time: body.begin_time.owned(),
+        end_time: body.end_time.owned(),
+        begin_ms: body.begin_time.get().and_then(timestamp_ms),
+        end_ms: body.end_time.get().and_then(timestamp_ms),
+        error_code: body.error_code.owned(),
+        fail_reason: body.fail_reason.owned(),
+        sub_jobs_total: entities.and_then(|e| e.sub_jobs_total.0),
+        ..JobView::default()
+    };
+    if let Some(entities) = entities {
+        note_ids(&mut view, entities.server_id.get(), entities.nic_id.get());
+        for (position, sub) in entities.sub_jobs.0.iter().enumerate() {
+            let sub = sub_job_view(sub, position, status_of);
+            note_ids(&mut view, sub.server_id.as_deref(), sub.nic_id.as_deref());
+            view.sub_jobs.push(sub);
+        }
+    }
+    Some(view)
+}
+
+fn note_ids(view: &mut JobView, server_id: Option<&str>, nic_id: Option<&str>) {
+    if let Some(id) = server_id {
+        push_unique(&mut view.server_ids, id);
+        push_unique(&mut view.resource_ids, id);
+    }
+    if let Some(id) = nic_id {
+        push_unique(&mut view.resource_ids, id);
+    }
+}
+
+fn sub_job_view(
+    sub: &SubJobBody<'_>,
+    position: usize,
+    status_of: fn(&str) -> Status,
+) -> SubJobView {
+    let entities = sub.entities.get();
+    let word = sub.status.get().unwrap_or_default();
+    let server_id = entities.and_then(|e| e.server_id.owned());
+    let nic_id = entities.and_then(|e| e.nic_id.owned());
+    let mut resource_ids = Vec::new();
+    for id in [&server_id, &nic_id].into_iter().flatten() {
+        push_unique(&mut resource_ids, id);
+    }
+    SubJobView {
+        key: position_key(sub.job_id.get(), &[position]),
+        job_id: sub.job_id.owned(),
+        status: status_of(word),
+        service_status: word.to_string(),
+        job_type: sub.job_type.owned(),
+        begin_time: sub.begin_time.owned(),
+        end_time: sub.end_time.owned(),
+        error_code: sub.error_code.owned(),
+        fail_reason: sub
+            .fail_reason
+            .owned()
+            .or_else(|| entities.and_then(|e| e.errorcode_message.owned())),
+        server_id,
+        nic_id,
+        resource_ids,
+    }
+}
+
+/// `/v1/{project_id}/jobs/{job_id}`, each segment encoded.
+fn v1_path(project_id: &str, job_id: &str) -> String {
+    format!(
+        "/v1/{}/jobs/{}",
+        percent_encode(project_id),
+        percent_encode(job_id)
+    )
+}
+
+impl Adapter for Ecs {
+    fn service(&self) -> Service {
+        Service::Ecs
+    }
+
+    fn query(&self, project_id: &str, job_id: &str) -> JobQuery {
+        JobQuery {
+            path: v1_path(project_id, job_id),
+            query: Vec::new(),
         }
     }
 
-    /// The status as the API spells it.
-    pub fn as_str(&self) -> &str {
-        match self {
-            JobStatus::Init => "INIT",
-            JobStatus::Running => "RUNNING",
-            JobStatus::Success => "SUCCESS",
-            JobStatus::Fail => "FAIL",
-            JobStatus::PendingPayment => "PENDING_PAYMENT",
-            JobStatus::Other(other) => other,
-        }
+    fn parse(&self, bytes: &[u8]) -> Result<JobView, ParseError> {
+        let body: Body<'_> = lenient::parse_body(bytes, MAX_BODY_BYTES)?;
+        view(&body, status).ok_or_else(|| lenient::no_status(bytes))
     }
 
-    /// SUCCESS and FAIL: the job will never change again.
-    pub fn is_final(&self) -> bool {
-        matches!(self, JobStatus::Success | JobStatus::Fail)
-    }
-}
-
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One job as the API describes it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Job {
-    /// The job's status; `None` only in bodies that are not job bodies.
-    pub status: Option<JobStatus>,
-    /// `job_id`.
-    pub job_id: Option<String>,
-    /// `job_type`, for example `createServer`.
-    pub job_type: Option<String>,
-    /// `begin_time` as sent (an ISO 8601 string).
-    pub begin_time: Option<String>,
-    /// `end_time` as sent; `""` is read as absent.
-    pub end_time: Option<String>,
-    /// `error_code` of a failed job.
-    pub error_code: Option<String>,
-    /// `fail_reason` of a failed job.
-    pub fail_reason: Option<String>,
-    /// `message`, set when the query itself failed.
-    pub message: Option<String>,
-    /// `code`, set when the query itself failed.
-    pub code: Option<String>,
-    /// `entities.sub_jobs_total`.
-    pub sub_jobs_total: Option<u64>,
-    /// `entities.sub_jobs`.
-    pub sub_jobs: Vec<SubJob>,
-    /// `entities.server_id`.
-    pub server_id: Option<String>,
-    /// `entities.nic_id`.
-    pub nic_id: Option<String>,
-}
-
-/// One sub-job of a batch job.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SubJob {
-    /// The sub-job's status.
-    pub status: Option<JobStatus>,
-    /// `job_id` of the sub-job.
-    pub job_id: Option<String>,
-    /// `job_type`, for example `createSingleServer`.
-    pub job_type: Option<String>,
-    /// `begin_time` as sent.
-    pub begin_time: Option<String>,
-    /// `end_time` as sent; `""` is read as absent.
-    pub end_time: Option<String>,
-    /// `error_code`.
-    pub error_code: Option<String>,
-    /// `fail_reason`.
-    pub fail_reason: Option<String>,
-    /// `entities.server_id`.
-    pub server_id: Option<String>,
-    /// `entities.nic_id`.
-    pub nic_id: Option<String>,
-    /// `entities.errorcode_message`.
-    pub errorcode_message: Option<String>,
-}
-
-impl SubJob {
-    /// The reason to report for a failed sub-job: `fail_reason`, else
-    /// `entities.errorcode_message`.
-    pub fn reason(&self) -> Option<&str> {
-        self.fail_reason
-            .as_deref()
-            .or(self.errorcode_message.as_deref())
-    }
-}
-
-impl Job {
-    /// Every server id the job names: its own and its sub-jobs', in order,
-    /// without duplicates.
-    pub fn server_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = Vec::new();
-        let all = self.server_id.iter().chain(
-            self.sub_jobs
-                .iter()
-                .filter_map(|sub| sub.server_id.as_ref()),
-        );
-        for id in all {
-            if !ids.contains(id) {
-                ids.push(id.clone());
-            }
-        }
-        ids
+    /// 404 or 410, or `Common.0011` "Failed to query system tasks" (HTTP
+    /// 400 in the Open Telekom Cloud error table); which one an expired
+    /// job gets is unverified.
+    fn is_not_found(&self, refusal: &Refusal<'_>) -> bool {
+        refusal.is_http_not_found() || refusal.has_code("Common.0011")
     }
 
-    /// The number of sub-jobs in FAIL.
-    pub fn sub_jobs_failed(&self) -> usize {
-        self.sub_jobs
-            .iter()
-            .filter(|sub| sub.status == Some(JobStatus::Fail))
-            .count()
-    }
-}
-
-/// Why a body could not be read as a job.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// More than [`MAX_BODY_BYTES`].
-    #[error("response body larger than {MAX_BODY_BYTES} bytes")]
-    TooLarge,
-    /// Not JSON, or JSON nested too deeply.
-    #[error("response body is not valid JSON: {0}")]
-    Json(String),
-    /// JSON, but not an object.
-    #[error("response body is not a JSON object")]
-    NotAnObject,
-}
-
-/// Parses a job body. Never panics, whatever the bytes.
-pub fn parse_job(body: &[u8]) -> Result<Job, DecodeError> {
-    let object = parse_object(body)?;
-    Ok(job_from_object(&object))
-}
-
-/// Parses any body into a JSON object (the step shared by job bodies and
-/// error bodies).
-pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, DecodeError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(DecodeError::TooLarge);
-    }
-    // serde_json refuses nesting deeper than 128 levels, so hostile input
-    // cannot exhaust the stack.
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(DecodeError::NotAnObject),
-        Err(error) => Err(DecodeError::Json(error.to_string())),
-    }
-}
-
-/// Builds a job from an already parsed object.
-pub fn job_from_object(object: &Map<String, Value>) -> Job {
-    let entities = object.get("entities").and_then(Value::as_object);
-    let sub_jobs = entities
-        .and_then(|e| e.get("sub_jobs"))
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_object)
-                .map(sub_job_from_object)
-                .collect()
-        })
-        .unwrap_or_default();
-    Job {
-        status: status(object),
-        job_id: text(object, "job_id"),
-        job_type: text(object, "job_type"),
-        begin_time: text(object, "begin_time"),
-        end_time: text(object, "end_time"),
-        error_code: text(object, "error_code"),
-        fail_reason: text(object, "fail_reason"),
-        message: text(object, "message"),
-        code: text(object, "code"),
-        sub_jobs_total: entities.and_then(|e| count(e, "sub_jobs_total")),
-        sub_jobs,
-        server_id: entities.and_then(|e| text(e, "server_id")),
-        nic_id: entities.and_then(|e| text(e, "nic_id")),
-    }
-}
-
-fn sub_job_from_object(object: &Map<String, Value>) -> SubJob {
-    let entities = object.get("entities").and_then(Value::as_object);
-    SubJob {
-        status: status(object),
-        job_id: text(object, "job_id"),
-        job_type: text(object, "job_type"),
-        begin_time: text(object, "begin_time"),
-        end_time: text(object, "end_time"),
-        error_code: text(object, "error_code"),
-        fail_reason: text(object, "fail_reason"),
-        server_id: entities.and_then(|e| text(e, "server_id")),
-        nic_id: entities.and_then(|e| text(e, "nic_id")),
-        errorcode_message: entities.and_then(|e| text(e, "errorcode_message")),
-    }
-}
-
-fn status(object: &Map<String, Value>) -> Option<JobStatus> {
-    text(object, "status").map(|s| JobStatus::parse(&s))
-}
-
-/// A string field; numbers and booleans are turned into their text, empty
-/// strings and every other type read as absent.
-fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
-    match object.get(key)? {
-        Value::String(s) if s.is_empty() => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// A count; a numeric string is accepted too.
-fn count(object: &Map<String, Value>, key: &str) -> Option<u64> {
-    match object.get(key)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+    fn status(&self, word: &str) -> Status {
+        status(word)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const RUNNING: &str = r#"{"begin_time":"2022-02-17T05:41:55.441Z","end_time":"",
- "entities":{"sub_jobs":[{"begin_time":"2022-02-17T05:41:55.554Z","end_time":"",
-   "entities":{"server_id":"1c74e090-c569-4b52-9eaa-fd34776cec28"},
-   "job_id":"ff8080827e7810fb017f06338ae3132c","job_type":"createSingleServer","status":"RUNNING"}],
-   "sub_jobs_total":1},
- "job_id":"ff8080827e7810fb017f06338a731328","job_type":"createServer","status":"RUNNING"}"#;
-
-    const SUCCESS: &str = r#"{"status":"SUCCESS",
- "entities":{"sub_jobs_total":1,"sub_jobs":[{"status":"SUCCESS",
-   "entities":{"server_id":"bae51750-0089-41a1-9b18-5c777978ff6d"},
-   "job_id":"2c9eb2c5544cbf6101544f0635672b60","job_type":"createSingleServer",
-   "begin_time":"2016-04-25T20:04:47.591Z","end_time":"2016-04-25T20:08:21.328Z",
-   "error_code":null,"fail_reason":null}]},
- "job_id":"2c9eb2c5544cbf6101544f0602af2b4f","job_type":"createServer",
- "begin_time":"2016-04-25T20:04:34.604Z","end_time":"2016-04-25T20:08:41.593Z",
- "error_code":null,"fail_reason":null}"#;
-
-    #[test]
-    fn real_running_body() {
-        let job = parse_job(RUNNING.as_bytes()).unwrap();
-        assert_eq!(job.status, Some(JobStatus::Running));
-        assert_eq!(job.job_type.as_deref(), Some("createServer"));
-        assert_eq!(job.end_time, None);
-        assert_eq!(job.sub_jobs_total, Some(1));
-        assert_eq!(job.sub_jobs.len(), 1);
-        assert_eq!(job.sub_jobs[0].status, Some(JobStatus::Running));
-        assert_eq!(
-            job.server_ids(),
-            vec!["1c74e090-c569-4b52-9eaa-fd34776cec28".to_string()]
-        );
-    }
-
-    #[test]
-    fn documented_success_body() {
-        let job = parse_job(SUCCESS.as_bytes()).unwrap();
-        assert_eq!(job.status, Some(JobStatus::Success));
-        assert!(job.status.as_ref().unwrap().is_final());
-        assert_eq!(job.end_time.as_deref(), Some("2016-04-25T20:08:41.593Z"));
-        assert_eq!(job.error_code, None);
-        assert_eq!(job.sub_jobs_failed(), 0);
-    }
-
-    #[test]
-    fn failed_sub_job_reason_falls_back_to_errorcode_message() {
-        let body = r#"{"status":"FAIL","error_code":"Ecs.0013","fail_reason":"quota",
-          "entities":{"server_id":"s0","nic_id":"n0","sub_jobs":[
-            {"status":"FAIL","job_id":"a","entities":{"server_id":"s1","errorcode_message":"no EIP"}},
-            {"status":"FAIL","job_id":"b","fail_reason":"disk","entities":{"server_id":"s1"}},
-            {"status":"SUCCESS","job_id":"c"}]}}"#;
-        let job = parse_job(body.as_bytes()).unwrap();
-        assert_eq!(job.sub_jobs_failed(), 2);
-        assert_eq!(job.sub_jobs[0].reason(), Some("no EIP"));
-        assert_eq!(job.sub_jobs[1].reason(), Some("disk"));
-        assert_eq!(job.server_ids(), vec!["s0".to_string(), "s1".to_string()]);
-        assert_eq!(job.nic_id.as_deref(), Some("n0"));
-    }
-
-    #[test]
-    fn statuses_are_an_open_set() {
-        for (text, final_) in [
-            ("INIT", false),
-            ("RUNNING", false),
-            ("SUCCESS", true),
-            ("FAIL", true),
-            ("PENDING_PAYMENT", false),
-            ("ROLLING_BACK", false),
-            ("success", false),
-        ] {
-            let status = JobStatus::parse(text);
-            assert_eq!(status.as_str(), text);
-            assert_eq!(status.is_final(), final_, "{text}");
-        }
-        let job = parse_job(br#"{"status":"ROLLING_BACK"}"#).unwrap();
-        assert_eq!(job.status, Some(JobStatus::Other("ROLLING_BACK".into())));
-    }
-
-    #[test]
-    fn lenient_fields() {
-        let check =
-            |body: &str, expected: Job| assert_eq!(parse_job(body.as_bytes()).unwrap(), expected);
-        check("{}", Job::default());
-        check(
-            r#"{"status":null,"entities":null,"job_id":7,"end_time":"","sub_jobs_total":"x"}"#,
-            Job {
-                job_id: Some("7".into()),
-                ..Job::default()
-            },
-        );
-        check(
-            r#"{"entities":{"sub_jobs_total":"3","sub_jobs":[1,null,{"status":"FAIL"}]}}"#,
-            Job {
-                sub_jobs_total: Some(3),
-                sub_jobs: vec![SubJob {
-                    status: Some(JobStatus::Fail),
-                    ..SubJob::default()
-                }],
-                ..Job::default()
-            },
-        );
-        check(r#"{"status":["RUNNING"],"entities":[]}"#, Job::default());
-    }
-
-    #[test]
-    fn refusals() {
-        assert!(matches!(parse_job(b""), Err(DecodeError::Json(_))));
-        assert!(matches!(
-            parse_job(b"{\"status\":\"RUN"),
-            Err(DecodeError::Json(_))
-        ));
-        assert!(matches!(parse_job(b"\xff\xfe"), Err(DecodeError::Json(_))));
-        assert_eq!(parse_job(b"[]"), Err(DecodeError::NotAnObject));
-        let deep = "[".repeat(100_000);
-        assert!(matches!(
-            parse_job(deep.as_bytes()),
-            Err(DecodeError::Json(_))
-        ));
-        let big = vec![b' '; MAX_BODY_BYTES + 1];
-        assert_eq!(parse_job(&big), Err(DecodeError::TooLarge));
-    }
-}
+mod tests;

@@ -2,39 +2,43 @@
 //!
 //! An adapter knows one service's job API: where to ask (path and query
 //! below the service's endpoint), how to read its body (leniently: every
-//! field optional, wrong types read as absent, bodies capped), which
-//! refusals mean "no such job", how its status words map to the common
-//! vocabulary of [`Status`](crate::job::Status), which resource ids a job names, and its
-//! sub-jobs. Nothing outside an adapter's file knows that service's words.
+//! field optional, wrong types read as absent, bodies capped; see
+//! [`lenient`]), which refusals mean "no such job", how its status words
+//! map to the common vocabulary of [`Status`], which resource ids a job
+//! names, and its sub-jobs. Nothing outside an adapter's file knows that
+//! service's words. [`adapter`] hands out the adapter of a service.
 //!
-//! [`Poller`] is the seam the scheduler reads jobs through.
+//! [`Poller`] is the seam the scheduler reads jobs through; [`fleet::Fleet`]
+//! is the real one, [`read_answer`] the pure step from an HTTP answer to a
+//! [`JobView`] that it takes.
 
+pub mod bms;
+pub mod cce;
 pub mod ecs;
+pub mod eip;
+pub mod evs;
+pub mod fleet;
+pub mod ims;
+pub mod legacy;
+pub mod lenient;
+pub mod rds;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::SystemTime;
 
-use crate::huaweicloud::error::ApiError;
-use crate::job::{JobKey, JobView, Service};
+use crate::huaweicloud::error::{self, AnswerHeaders, ApiError};
+use crate::job::{JobKey, JobView, Service, Status};
+
+pub use crate::huaweicloud::error::Refusal;
 
 /// What one job query sends, below the service's endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobQuery {
     /// The path, starting with `/`, each segment percent-encoded.
     pub path: String,
-    /// Query parameters (RDS: `id`), in order.
+    /// Query parameters (RDS: `id`), in order, not encoded.
     pub query: Vec<(&'static str, String)>,
-}
-
-/// The essentials of a refusal, for an adapter's not-found rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Refusal<'a> {
-    /// The HTTP status.
-    pub http_status: u16,
-    /// The error code from the body, when there is one.
-    pub code: Option<&'a str>,
-    /// The error message from the body, when there is one.
-    pub message: Option<&'a str>,
 }
 
 /// Why a 2xx body could not be read as a job.
@@ -71,6 +75,53 @@ pub trait Adapter: Send + Sync + 'static {
     /// Whether a refusal means that the job is unknown (not yet visible,
     /// expired, or never existed).
     fn is_not_found(&self, refusal: &Refusal<'_>) -> bool;
+    /// A status word of this service (of a job or of a sub-job) in the
+    /// common vocabulary.
+    fn status(&self, word: &str) -> Status;
+    /// The largest body read; the client stops reading past it.
+    fn max_body_bytes(&self) -> usize {
+        lenient::MAX_BODY_BYTES
+    }
+}
+
+/// The adapter of `service`.
+pub fn adapter(service: Service) -> &'static dyn Adapter {
+    match service {
+        Service::Ecs => &ecs::Ecs,
+        Service::Bms => &bms::Bms,
+        Service::Evs => &evs::Evs,
+        Service::Ims => &ims::Ims,
+        Service::Cce => &cce::Cce,
+        Service::Rds => &rds::Rds,
+        Service::Eip => &eip::Eip,
+    }
+}
+
+/// Reads one complete HTTP answer of `adapter`'s job API: the job, or the
+/// error the answer means (classified by [`error::classify`] with the
+/// adapter's not-found rule; a 2xx body without a job status by
+/// [`error::refused`]). `now` resolves a `Retry-After` given as a date.
+pub fn read_answer(
+    adapter: &dyn Adapter,
+    status: u16,
+    headers: AnswerHeaders<'_>,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<JobView, ApiError> {
+    let rule = |refusal: &Refusal<'_>| adapter.is_not_found(refusal);
+    let body = error::classify(status, headers, body, now, &rule)?;
+    match adapter.parse(body) {
+        Ok(view) => Ok(view),
+        Err(ParseError::NoStatus { code, message }) => Err(error::refused(
+            status,
+            headers,
+            code.as_deref(),
+            message.as_deref(),
+            now,
+            &rule,
+        )),
+        Err(other) => Err(error::undecodable(status, headers, other.to_string())),
+    }
 }
 
 /// One answer of a job API, read.
@@ -93,3 +144,6 @@ pub trait Poller: Send + Sync + 'static {
     /// The generation of the credentials in use (changes when they do).
     fn credentials_generation(&self) -> u64;
 }
+
+#[cfg(test)]
+mod tests;

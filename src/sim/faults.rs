@@ -25,16 +25,11 @@ pub struct Drawn {
 }
 
 /// Draws `rules` for a request at `elapsed` after the simulator's start
-/// for `job_id`.
-pub fn draw(
-    rules: &[FaultRule],
-    elapsed: Duration,
-    job_id: Option<&str>,
-    rng: &mut impl Rng,
-) -> Drawn {
+/// for the job known by `names` (see [`FaultRule::is_active`]).
+pub fn draw(rules: &[FaultRule], elapsed: Duration, names: &[&str], rng: &mut impl Rng) -> Drawn {
     let mut drawn = Drawn::default();
     for rule in rules {
-        if !rule.is_active(elapsed, job_id) {
+        if !rule.is_active(elapsed, names) {
             continue;
         }
         // `random::<f64>()` is in [0, 1), so probability 1 always fires and
@@ -127,7 +122,7 @@ mod tests {
             rule(FaultKind::Latency, 1.0),
             rule(FaultKind::Drop, 1.0),
         ];
-        let drawn = draw(&rules, Duration::ZERO, Some("j"), &mut rng);
+        let drawn = draw(&rules, Duration::ZERO, &["j"], &mut rng);
         assert_eq!(
             drawn.answer.map(|rule| rule.kind),
             Some(FaultKind::Throttle)
@@ -145,7 +140,7 @@ mod tests {
             ..rule(FaultKind::Drop, 1.0)
         }];
         assert_eq!(
-            draw(&rules, Duration::ZERO, Some("j"), &mut rng),
+            draw(&rules, Duration::ZERO, &["j"], &mut rng),
             Drawn::default()
         );
     }
@@ -155,11 +150,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(11);
         let rules = [rule(FaultKind::ClientError, 0.25)];
         let fired = (0..4_000)
-            .filter(|_| {
-                draw(&rules, Duration::ZERO, None, &mut rng)
-                    .answer
-                    .is_some()
-            })
+            .filter(|_| draw(&rules, Duration::ZERO, &[], &mut rng).answer.is_some())
             .count();
         assert!((800..1_200).contains(&fired), "{fired}");
     }

@@ -1,6 +1,6 @@
 //! The simulator's scenario: which credentials the simulated gateway
-//! accepts, which jobs exist and how their status moves over time, and
-//! which faults are injected.
+//! accepts, which projects it serves, which jobs of which service exist and
+//! how their status moves over time, and which faults are injected.
 //!
 //! A scenario is read from TOML (`Scenario::from_toml_str`, `Scenario::load`)
 //! and validated before use; jobs and fault rules can also arrive as JSON
@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::huaweicloud::secret::Secret;
+use crate::job::Service;
 
 /// Why a scenario, a job list or a fault list was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -61,9 +62,13 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ScenarioError 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
-    /// When set, requests for another project get 403.
+    /// The default project of the scenario's jobs. When set, requests for
+    /// a project that is neither this one nor in `project_ids` get 403.
     #[serde(default)]
     pub project_id: Option<String>,
+    /// More projects served beside `project_id`.
+    #[serde(default)]
+    pub project_ids: Vec<String>,
     /// The keys the simulated gateway accepts; at least one.
     #[serde(default, rename = "credential")]
     pub credentials: Vec<Credential>,
@@ -105,24 +110,45 @@ pub struct Limits {
     pub requests_per_second: u32,
 }
 
-/// How the 404s of one job look.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// Which of its service's two "no such job" answers a job gives
+/// (`docs/simulator.md` lists them per service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum NotFoundStyle {
-    /// HTTP 404 with `{"error":{"code":"Ecs.0103",...}}`.
-    #[default]
+    /// The service's HTTP 404 answer (ECS: `Ecs.0103`).
     #[serde(rename = "404")]
-    Ecs0103,
-    /// HTTP 400 with `{"error":{"code":"Common.0011",...}}`.
-    #[serde(rename = "Common.0011")]
-    Common0011,
+    Http404,
+    /// The service's HTTP 400 answer (ECS, BMS, EVS, EIP: `Common.0011`;
+    /// IMS: `IMG.0404`; RDS: `DBS.200543`; CCE has none). `"Common.0011"` is
+    /// an older spelling.
+    #[serde(rename = "400", alias = "Common.0011")]
+    Http400,
+}
+
+impl NotFoundStyle {
+    /// The answer a job of `service` gives when it sets no style, and
+    /// every unknown job of `service`: the documented one where there is
+    /// one.
+    pub fn default_for(service: Service) -> NotFoundStyle {
+        match service {
+            Service::Evs | Service::Ims | Service::Rds => NotFoundStyle::Http400,
+            Service::Ecs | Service::Bms | Service::Cce | Service::Eip => NotFoundStyle::Http404,
+        }
+    }
 }
 
 /// One `[[job]]` entry: a job and the statuses it goes through.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
-    /// The job id, as it appears in the request path.
+    /// The job id, as it appears in the request path (or RDS's `id`).
     pub id: String,
+    /// The service whose job API serves the job; `ecs` when absent.
+    #[serde(default = "ecs", with = "service_name", skip_serializing_if = "is_ecs")]
+    pub service: Service,
+    /// The project id the job belongs to; the scenario's `project_id`
+    /// when absent (then any project, if that is absent too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// The `job_type` served, for example `createServer`.
     pub job_type: String,
     /// Before this offset the job answers 404.
@@ -135,15 +161,22 @@ pub struct JobSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub vanish_after: Option<Duration>,
-    /// How this job's 404s look.
-    #[serde(default)]
-    pub not_found: NotFoundStyle,
-    /// `entities.server_id` of the job itself.
+    /// How this job's "no such job" answers look; the service's usual one
+    /// ([`NotFoundStyle::default_for`]) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_found: Option<NotFoundStyle>,
+    /// The server of the job itself (ECS, BMS `entities.server_id`; CCE
+    /// `spec.extendParam.serverID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_id: Option<String>,
-    /// `entities.nic_id` of the job itself.
+    /// `entities.nic_id` of the job itself (ECS, BMS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nic_id: Option<String>,
+    /// What the job makes or changes, where its service names it: EVS
+    /// `volume_id`, IMS `image_id`, CCE `spec.resourceID`, RDS
+    /// `instance.id`, EIP `publicip_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
     /// The statuses over time; the entry whose `at` was passed last applies.
     pub timeline: Vec<TimelineEntry>,
     /// The sub-jobs (`[[job.sub_job]]`), listed in `entities.sub_jobs`.
@@ -152,42 +185,55 @@ pub struct JobSpec {
 }
 
 /// One `[[job.sub_job]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubJobSpec {
-    /// The sub-job id.
+    /// The sub-job id; may be empty for CCE and EIP sub-jobs, which are
+    /// then served without one.
     pub id: String,
     /// The sub-job's `job_type`, for example `createSingleServer`.
     pub job_type: String,
-    /// `entities.server_id`.
+    /// Its server (ECS, BMS `entities.server_id`; CCE
+    /// `spec.extendParam.serverID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_id: Option<String>,
     /// `entities.nic_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nic_id: Option<String>,
-    /// `entities.errorcode_message`.
+    /// `entities.errorcode_message` (ECS, BMS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errorcode_message: Option<String>,
+    /// What it makes or changes (as [`JobSpec::resource_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
     /// The statuses over time, on the same clock as the parent job's.
     pub timeline: Vec<TimelineEntry>,
+    /// Its own sub-jobs (`[[job.sub_job.sub_job]]`; CCE and EIP only).
+    #[serde(default, rename = "sub_job", skip_serializing_if = "Vec::is_empty")]
+    pub sub_jobs: Vec<SubJobSpec>,
 }
 
 /// One status of a timeline and the moment it starts.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimelineEntry {
     /// The offset from the job's base (simulator start, or the moment the
     /// job was added) at which this status starts.
     #[serde(with = "humantime_serde")]
     pub at: Duration,
-    /// The status string, served verbatim.
+    /// The status word, served verbatim: the service's own words
+    /// (`Failed`, `Completed`, `WAITING_EXECUTE`, ...).
     pub status: String,
     /// `error_code` while this entry applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
-    /// `fail_reason` while this entry applies.
+    /// `fail_reason` while this entry applies (CCE: `status.reason`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_reason: Option<String>,
+    /// Progress in percent while this entry applies (IMS
+    /// `process_percent`, RDS `process`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
 }
 
 /// The kinds of injected fault.
@@ -255,7 +301,8 @@ pub struct FaultRule {
         skip_serializing_if = "Option::is_none"
     )]
     pub until: Option<Duration>,
-    /// When not empty, only requests for these job ids are affected.
+    /// When not empty, only requests for these jobs are affected (by id, or
+    /// by their key in `Stats::jobs`, such as `cce:ID`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<String>,
     /// `server_error` only: the HTTP status; random 500/502/503/504 when absent.
@@ -297,8 +344,9 @@ impl FaultRule {
     }
 
     /// True when the rule applies at `elapsed` after the simulator's start
-    /// to a request for `job_id` (`None` when the path names no job).
-    pub fn is_active(&self, elapsed: Duration, job_id: Option<&str>) -> bool {
+    /// to a request for the job known by `names` (its id and its key in
+    /// `Stats::jobs`; empty when the path names no job).
+    pub fn is_active(&self, elapsed: Duration, names: &[&str]) -> bool {
         if self.from.is_some_and(|from| elapsed < from) {
             return false;
         }
@@ -308,12 +356,43 @@ impl FaultRule {
         if self.jobs.is_empty() {
             return true;
         }
-        job_id.is_some_and(|id| self.jobs.iter().any(|listed| listed == id))
+        names
+            .iter()
+            .any(|name| self.jobs.iter().any(|listed| listed == name))
     }
 }
 
 fn always() -> f64 {
     1.0
+}
+
+fn ecs() -> Service {
+    Service::Ecs
+}
+
+fn is_ecs(service: &Service) -> bool {
+    *service == Service::Ecs
+}
+
+/// A service as its name (`ecs`, `evs`, ...).
+mod service_name {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    use crate::job::Service;
+
+    pub fn serialize<S: Serializer>(service: &Service, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(service.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Service, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Service::parse(&name).ok_or_else(|| {
+            de::Error::custom(format!(
+                "unknown service {name:?}, expected one of {}",
+                Service::names()
+            ))
+        })
+    }
 }
 
 fn is_false(value: &bool) -> bool {
@@ -376,6 +455,17 @@ impl Scenario {
         })
     }
 
+    /// Every project id the scenario names (`project_id`, then
+    /// `project_ids`); empty when it names none, and then every project is
+    /// served.
+    pub fn served_projects(&self) -> Vec<String> {
+        self.project_id
+            .iter()
+            .chain(&self.project_ids)
+            .cloned()
+            .collect()
+    }
+
     /// Checks every rule a parsed scenario must follow; scenarios built in
     /// code are checked by `spawn` and `serve` with this too.
     pub fn validate(&self) -> Result<(), ScenarioError> {
@@ -416,13 +506,33 @@ impl Scenario {
                 ));
             }
         }
+        let mut projects = HashSet::new();
+        for (index, project) in self.project_ids.iter().enumerate() {
+            if project.is_empty() {
+                return Err(invalid(
+                    format!("project_ids[{index}]"),
+                    "must not be empty",
+                ));
+            }
+            if !projects.insert(project.as_str()) || self.project_id.as_ref() == Some(project) {
+                return Err(invalid(
+                    format!("project_ids[{index}]"),
+                    format!("duplicate project id {project:?}"),
+                ));
+            }
+        }
         validate_jobs(&self.jobs)?;
+        validate_projects(&self.jobs, &self.served_projects())?;
         let mut ids = HashSet::new();
         for (index, job) in self.jobs.iter().enumerate() {
-            if !ids.insert(job.id.as_str()) {
+            let project = job.project.as_ref().or(self.project_id.as_ref());
+            if !ids.insert((job.service, project, job.id.as_str())) {
                 return Err(invalid(
                     format!("job[{index}].id"),
-                    format!("duplicate job id {:?}", job.id),
+                    format!(
+                        "duplicate job id {:?} of service {} in one project",
+                        job.id, job.service
+                    ),
                 ));
             }
         }
@@ -430,12 +540,21 @@ impl Scenario {
     }
 }
 
+/// The deepest nesting of sub-jobs a scenario may describe.
+pub const MAX_SUB_JOB_DEPTH: usize = 4;
+
 /// Validates a list of jobs; keys are named `job[N]...`.
 pub fn validate_jobs(jobs: &[JobSpec]) -> Result<(), ScenarioError> {
     for (index, job) in jobs.iter().enumerate() {
         let key = format!("job[{index}]");
         if job.id.is_empty() {
             return Err(invalid(format!("{key}.id"), "must not be empty"));
+        }
+        if job.project.as_ref().is_some_and(String::is_empty) {
+            return Err(invalid(
+                format!("{key}.project"),
+                "must not be empty when set",
+            ));
         }
         if let Some(vanish_after) = job.vanish_after
             && vanish_after <= job.visible_after
@@ -445,13 +564,107 @@ pub fn validate_jobs(jobs: &[JobSpec]) -> Result<(), ScenarioError> {
                 "must be later than visible_after",
             ));
         }
+        if job.service == Service::Cce && job.not_found == Some(NotFoundStyle::Http400) {
+            return Err(invalid(
+                format!("{key}.not_found"),
+                "cce jobs have only the \"404\" answer",
+            ));
+        }
+        validate_fields(
+            &key,
+            job.service,
+            &[
+                ("server_id", job.server_id.is_some()),
+                ("nic_id", job.nic_id.is_some()),
+                ("resource_id", job.resource_id.is_some()),
+            ],
+        )?;
         validate_timeline(&format!("{key}.timeline"), &job.timeline)?;
-        for (sub_index, sub_job) in job.sub_jobs.iter().enumerate() {
-            let sub_key = format!("{key}.sub_job[{sub_index}]");
-            if sub_job.id.is_empty() {
-                return Err(invalid(format!("{sub_key}.id"), "must not be empty"));
+        if job.service == Service::Rds && !job.sub_jobs.is_empty() {
+            return Err(invalid(
+                format!("{key}.sub_job"),
+                "rds jobs have no sub-jobs",
+            ));
+        }
+        validate_sub_jobs(&key, job.service, &job.sub_jobs, 1)?;
+    }
+    Ok(())
+}
+
+/// Checks that every job's project is served, when the scenario names
+/// projects at all.
+pub fn validate_projects(jobs: &[JobSpec], served: &[String]) -> Result<(), ScenarioError> {
+    if served.is_empty() {
+        return Ok(());
+    }
+    for (index, job) in jobs.iter().enumerate() {
+        if let Some(project) = &job.project
+            && !served.contains(project)
+        {
+            return Err(invalid(
+                format!("job[{index}].project"),
+                format!("{project:?} is neither project_id nor in project_ids"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_sub_jobs(
+    parent: &str,
+    service: Service,
+    sub_jobs: &[SubJobSpec],
+    depth: usize,
+) -> Result<(), ScenarioError> {
+    let nests = matches!(service, Service::Cce | Service::Eip);
+    for (index, sub_job) in sub_jobs.iter().enumerate() {
+        let key = format!("{parent}.sub_job[{index}]");
+        if sub_job.id.is_empty() && !nests {
+            return Err(invalid(format!("{key}.id"), "must not be empty"));
+        }
+        validate_fields(
+            &key,
+            service,
+            &[
+                ("server_id", sub_job.server_id.is_some()),
+                ("nic_id", sub_job.nic_id.is_some()),
+                ("errorcode_message", sub_job.errorcode_message.is_some()),
+                ("resource_id", sub_job.resource_id.is_some()),
+            ],
+        )?;
+        validate_timeline(&format!("{key}.timeline"), &sub_job.timeline)?;
+        if !sub_job.sub_jobs.is_empty() {
+            if !nests {
+                return Err(invalid(
+                    format!("{key}.sub_job"),
+                    "only cce and eip sub-jobs have sub-jobs of their own",
+                ));
             }
-            validate_timeline(&format!("{sub_key}.timeline"), &sub_job.timeline)?;
+            if depth >= MAX_SUB_JOB_DEPTH {
+                return Err(invalid(
+                    format!("{key}.sub_job"),
+                    format!("sub-jobs nest at most {MAX_SUB_JOB_DEPTH} deep"),
+                ));
+            }
+            validate_sub_jobs(&key, service, &sub_job.sub_jobs, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses the entity fields a service's bodies have no place for.
+fn validate_fields(key: &str, service: Service, set: &[(&str, bool)]) -> Result<(), ScenarioError> {
+    for &(field, is_set) in set {
+        let fits = match field {
+            "server_id" => matches!(service, Service::Ecs | Service::Bms | Service::Cce),
+            "nic_id" | "errorcode_message" => matches!(service, Service::Ecs | Service::Bms),
+            _ => !matches!(service, Service::Ecs | Service::Bms),
+        };
+        if is_set && !fits {
+            return Err(invalid(
+                format!("{key}.{field}"),
+                format!("{service} jobs have no place for it"),
+            ));
         }
     }
     Ok(())
@@ -467,6 +680,15 @@ fn validate_timeline(key: &str, timeline: &[TimelineEntry]) -> Result<(), Scenar
             return Err(invalid(
                 format!("{key}[{index}].status"),
                 "must not be empty",
+            ));
+        }
+        if entry
+            .progress
+            .is_some_and(|progress| !(0.0..=100.0).contains(&progress))
+        {
+            return Err(invalid(
+                format!("{key}[{index}].progress"),
+                "must be a percentage from 0 to 100",
             ));
         }
         if entry.at < previous {
@@ -557,223 +779,4 @@ pub fn validate_faults(faults: &[FaultRule]) -> Result<(), ScenarioError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-[[credential]]
-access_key = "AK"
-secret_key = "SK"
-"#;
-
-    #[test]
-    fn example_scenario_parses() {
-        let scenario = Scenario::from_toml_str(include_str!("../../config/sim-scenario.toml"))
-            .expect("config/sim-scenario.toml must parse");
-        assert!(!scenario.credentials.is_empty());
-        assert!(!scenario.jobs.is_empty());
-        assert!(!scenario.faults.is_empty());
-    }
-
-    #[test]
-    fn documentation_shows_the_example_scenario() {
-        let documentation = include_str!("../../docs/simulator.md");
-        let example = include_str!("../../config/sim-scenario.toml");
-        assert!(
-            documentation.contains(&format!("```toml\n{example}```")),
-            "docs/simulator.md must show config/sim-scenario.toml verbatim"
-        );
-    }
-
-    #[test]
-    fn minimal_scenario_parses_with_defaults() {
-        let scenario = Scenario::from_toml_str(MINIMAL).unwrap();
-        assert_eq!(scenario.project_id, None);
-        assert_eq!(scenario.limits.requests_per_second, 0);
-        assert!(scenario.jobs.is_empty());
-        assert!(scenario.faults.is_empty());
-        assert!(!scenario.credentials[0].forbidden);
-    }
-
-    #[test]
-    fn full_job_and_fault_parse() {
-        let text = format!(
-            "{MINIMAL}{}",
-            r#"
-[[job]]
-id = "j1"
-job_type = "createServer"
-visible_after = "1s"
-vanish_after = "10m"
-not_found = "Common.0011"
-timeline = [
-  { at = "0s", status = "INIT" },
-  { at = "20s", status = "FAIL", error_code = "Ecs.0013", fail_reason = "quota" },
-]
-[[job.sub_job]]
-id = "s1"
-job_type = "createSingleServer"
-server_id = "srv"
-errorcode_message = "boom"
-timeline = [ { at = "0s", status = "RUNNING" } ]
-
-[[fault]]
-kind = "latency"
-latency = ["0ms", "800ms"]
-[[fault]]
-kind = "throttle"
-probability = 0.5
-from = "1s"
-until = "2s"
-jobs = ["j1"]
-retry_after = "2s"
-retry_after_http_date = true
-"#
-        );
-        let scenario = Scenario::from_toml_str(&text).unwrap();
-        let job = &scenario.jobs[0];
-        assert_eq!(job.visible_after, Duration::from_secs(1));
-        assert_eq!(job.vanish_after, Some(Duration::from_secs(600)));
-        assert_eq!(job.not_found, NotFoundStyle::Common0011);
-        assert_eq!(job.timeline[1].error_code.as_deref(), Some("Ecs.0013"));
-        assert_eq!(job.sub_jobs[0].server_id.as_deref(), Some("srv"));
-        assert_eq!(
-            scenario.faults[0].latency,
-            Some((Duration::ZERO, Duration::from_millis(800)))
-        );
-        assert_eq!(scenario.faults[1].kind, FaultKind::Throttle);
-        assert!(scenario.faults[1].retry_after_http_date);
-    }
-
-    /// Each bad scenario must fail with a message that contains the key.
-    #[test]
-    fn bad_scenarios_name_the_key() {
-        let check = |extra: &str, expected: &str| {
-            let text = format!("{MINIMAL}{extra}");
-            let error = Scenario::from_toml_str(&text).expect_err(extra).to_string();
-            assert!(
-                error.contains(expected),
-                "{extra:?}: {error:?} should contain {expected:?}"
-            );
-        };
-        check("colour = 1\n", "colour");
-        check("[limits]\nburst = 3\n", "burst");
-        check(
-            "[limits]\nrequests_per_second = -1\n",
-            "requests_per_second",
-        );
-        check(
-            "[[job]]\nid = \"\"\njob_type = \"t\"\ntimeline = [{ at = \"0s\", status = \"INIT\" }]\n",
-            "job[0].id",
-        );
-        check(
-            "[[job]]\nid = \"a\"\njob_type = \"t\"\ntimeline = [{ at = \"2s\", status = \"INIT\" }, { at = \"1s\", status = \"RUNNING\" }]\n",
-            "job[0].timeline[1].at",
-        );
-        check(
-            "[[job]]\nid = \"a\"\njob_type = \"t\"\ntimeline = []\n",
-            "job[0].timeline",
-        );
-        check(
-            "[[job]]\nid = \"a\"\njob_type = \"t\"\ntimeline = [{ at = \"soon\", status = \"INIT\" }]\n",
-            "at",
-        );
-        check(
-            "[[job]]\nid = \"a\"\njob_type = \"t\"\nnot_found = \"410\"\ntimeline = [{ at = \"0s\", status = \"INIT\" }]\n",
-            "not_found",
-        );
-        check(
-            "[[job]]\nid = \"a\"\njob_type = \"t\"\ntimeline = [{ at = \"0s\", status = \"INIT\" }]\n[[job]]\nid = \"a\"\njob_type = \"t\"\ntimeline = [{ at = \"0s\", status = \"INIT\" }]\n",
-            "job[1].id",
-        );
-        check(
-            "[[job]]\nid = \"a\"\njob_type = \"t\"\ntimeline = [{ at = \"0s\", status = \"INIT\" }]\n[[job.sub_job]]\nid = \"s\"\njob_type = \"t\"\ntimeline = [{ at = \"0s\", status = \"\" }]\n",
-            "job[0].sub_job[0].timeline[0].status",
-        );
-        check(
-            "[[fault]]\nkind = \"drop\"\nprobability = 1.5\n",
-            "fault[0].probability",
-        );
-        check("[[fault]]\nkind = \"explode\"\n", "kind");
-        check("[[fault]]\nkind = \"latency\"\n", "fault[0].latency");
-        check(
-            "[[fault]]\nkind = \"drop\"\nstatus = 503\n",
-            "fault[0].status",
-        );
-        check(
-            "[[fault]]\nkind = \"server_error\"\nstatus = 404\n",
-            "fault[0].status",
-        );
-        check(
-            "[[fault]]\nkind = \"throttle\"\nretry_after_http_date = true\n",
-            "fault[0].retry_after_http_date",
-        );
-        check(
-            "[[fault]]\nkind = \"drop\"\nfrom = \"5s\"\nuntil = \"1s\"\n",
-            "fault[0].until",
-        );
-        check(
-            "[[credential]]\naccess_key = \"AK\"\nsecret_key = \"x\"\n",
-            "credential[1].access_key",
-        );
-        let error = Scenario::from_toml_str("project_id = \"p\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("credential"), "{error}");
-    }
-
-    #[test]
-    fn load_names_the_file() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("broken.toml");
-        std::fs::write(&path, "[[fault]]\nkind = \"drop\"\n").unwrap();
-        let error = Scenario::load(&path).unwrap_err().to_string();
-        assert!(error.contains("broken.toml"), "{error}");
-        assert!(error.contains("credential"), "{error}");
-        let missing = directory.path().join("missing.toml");
-        let error = Scenario::load(&missing).unwrap_err().to_string();
-        assert!(error.contains("missing.toml"), "{error}");
-    }
-
-    #[test]
-    fn job_spec_round_trips_through_json() {
-        let text = r#"[{"id":"j","job_type":"deleteVMs","visible_after":"1s",
-            "timeline":[{"at":"0s","status":"RUNNING"},{"at":"1m 30s","status":"SUCCESS"}],
-            "sub_job":[{"id":"s","job_type":"x","timeline":[{"at":"0s","status":"INIT"}]}]}]"#;
-        let jobs: Vec<JobSpec> = serde_json::from_str(text).unwrap();
-        assert_eq!(jobs[0].timeline[1].at, Duration::from_secs(90));
-        let again: Vec<JobSpec> =
-            serde_json::from_str(&serde_json::to_string(&jobs).unwrap()).unwrap();
-        assert_eq!(again, jobs);
-        let faults = vec![FaultRule {
-            latency: Some((Duration::from_millis(1), Duration::from_millis(2))),
-            ..FaultRule::always(FaultKind::Latency)
-        }];
-        let again: Vec<FaultRule> =
-            serde_json::from_str(&serde_json::to_string(&faults).unwrap()).unwrap();
-        assert_eq!(again, faults);
-    }
-
-    #[test]
-    fn fault_windows_and_job_filters() {
-        let rule = FaultRule {
-            from: Some(Duration::from_secs(1)),
-            until: Some(Duration::from_secs(2)),
-            jobs: vec!["a".into()],
-            ..FaultRule::always(FaultKind::Drop)
-        };
-        let check = |secs: f64, job: Option<&str>, expected: bool| {
-            assert_eq!(
-                rule.is_active(Duration::from_secs_f64(secs), job),
-                expected,
-                "{secs} {job:?}"
-            );
-        };
-        check(0.5, Some("a"), false);
-        check(1.0, Some("a"), true);
-        check(1.5, Some("b"), false);
-        check(1.5, None, false);
-        check(2.0, Some("a"), false);
-        assert!(FaultRule::always(FaultKind::Drop).is_active(Duration::ZERO, None));
-    }
-}
+mod tests;

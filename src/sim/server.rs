@@ -1,6 +1,8 @@
 //! The simulator's HTTP side: a hand-rolled accept loop that serves each
-//! connection with hyper, the axum router with the job API and the control
-//! API, and the responses in the two error shapes of the real service.
+//! connection with hyper, the axum router with the job APIs of every
+//! service ([`super::routes`]) and the control API, and the gateway's
+//! refusals; the job bodies and "no such job" answers of each service are
+//! [`super::bodies`]'s.
 //!
 //! Connections are served one task each so that a handler can close its
 //! own connection without answering (the `drop` fault): every request
@@ -30,11 +32,14 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::auth::{self, Received, Rejection};
+use super::bodies::{self, ecs_error_body};
 use super::faults;
+use super::routes::{self, JobTarget};
 use super::scenario::{FaultKind, FaultRule, JobSpec, NotFoundStyle};
-use super::state::Shared;
+use super::state::{LiveKey, Shared};
 use super::timeline;
 use super::tls::{self, Activity, ServerOptions};
+use crate::job::Service;
 
 /// The largest request body read; job queries have none.
 const MAX_REQUEST_BODY: usize = 1 << 20;
@@ -232,11 +237,6 @@ fn gateway_error(status: StatusCode, code: &str, message: &str, request_id: &str
     respond(status, to_json(&body), request_id)
 }
 
-/// ECS's own error shape: `{"error":{"code","message"}}`.
-fn ecs_error_body(code: &str, message: &str) -> Vec<u8> {
-    to_json(&json!({"error": {"code": code, "message": message}}))
-}
-
 fn ecs_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
     respond(status, ecs_error_body(code, message), request_id)
 }
@@ -245,45 +245,73 @@ fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// `/v1/{project_id}/jobs/{job_id}`, decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct JobPath {
-    project_id: String,
-    job_id: String,
+/// What the handlers know of a job request once it is routed.
+#[derive(Debug, Clone)]
+struct Asked {
+    /// The service.
+    service: Service,
+    /// The job the path names, when it names one in the service's shape;
+    /// its project is the scenario's default when the request names none.
+    target: Option<JobTarget>,
+    /// The key the job is counted under in `Stats::jobs`.
+    stats_key: Option<String>,
 }
 
-impl JobPath {
-    fn parse(path: &str) -> Option<JobPath> {
-        let decoded = crate::huaweicloud::sign::percent_decode(path);
-        let mut segments = decoded.strip_prefix("/v1/")?.split('/');
-        let project_id = segments.next()?;
-        if segments.next()? != "jobs" {
-            return None;
+impl Asked {
+    /// The names a fault rule's `jobs` may use for this job: its id and
+    /// its statistics key.
+    fn names(&self) -> Vec<&str> {
+        let mut names = Vec::with_capacity(2);
+        if let Some(target) = &self.target {
+            names.push(target.job_id.as_str());
         }
-        let job_id = segments.next()?;
-        if segments.next().is_some() || project_id.is_empty() || job_id.is_empty() {
-            return None;
+        if let Some(key) = &self.stats_key {
+            names.push(key.as_str());
         }
-        Some(JobPath {
-            project_id: project_id.to_string(),
-            job_id: job_id.to_string(),
-        })
+        names
     }
 }
 
-/// Everything that is not the control API: the job API under `/v1/`, and
-/// 404 for the rest.
+/// Everything that is not the control API: the job API of every service,
+/// and 404 for the rest.
 async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let request_id = new_request_id();
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    if !path.starts_with("/v1/") {
+    let Some(route) = routes::route(path) else {
         return no_such_api(&parts.method, path, &request_id);
-    }
+    };
     let arrival = Instant::now();
-    let target = JobPath::parse(path);
-    let job_id = target.as_ref().map(|target| target.job_id.as_str());
-    shared.lock().record_arrival(arrival, job_id);
+    let project_header = parts
+        .headers
+        .get("x-project-id")
+        .and_then(|value| value.to_str().ok());
+    let target = routes::job_target(&route, parts.uri.query(), project_header).map(|mut target| {
+        if target.project_id.is_none() {
+            target.project_id = shared.project_id.clone();
+        }
+        target
+    });
+    let asked = {
+        let mut state = shared.lock();
+        let stats_key = target.as_ref().map(|target| {
+            let requested = LiveKey {
+                service: route.service,
+                project: target.project_id.clone(),
+                id: target.job_id.clone(),
+            };
+            let key = state
+                .find(route.service, target.project_id.as_deref(), &target.job_id)
+                .map_or(requested, |(key, _)| key.clone());
+            shared.stats_key(&key)
+        });
+        state.record_arrival(arrival, route.service, stats_key.as_deref());
+        Asked {
+            service: route.service,
+            target,
+            stats_key,
+        }
+    };
 
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
         Ok(body) => body,
@@ -332,7 +360,10 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         return ecs_error(
             StatusCode::FORBIDDEN,
             FORBIDDEN_CODE,
-            "Policy doesn't allow ecs:cloudServers:showJob to be performed.",
+            &format!(
+                "Policy doesn't allow {}:jobs:get to be performed.",
+                asked.service.host_label()
+            ),
             &request_id,
         );
     }
@@ -359,7 +390,7 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         let drawn = faults::draw(
             &state.faults,
             shared.clock.elapsed(),
-            job_id,
+            &asked.names(),
             &mut rand::rng(),
         );
         for _ in 0..drawn.latency_rules {
@@ -382,10 +413,10 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
             abort.cancel();
             std::future::pending::<()>().await;
         }
-        return fault_response(&shared, &rule, &parts.method, target.as_ref(), &request_id);
+        return fault_response(&shared, &rule, &parts.method, &asked, &request_id);
     }
 
-    let (status, body) = answer(&shared, &parts.method, target.as_ref(), true);
+    let (status, body) = answer(&shared, &parts.method, &asked, true);
     respond(status, body, &request_id)
 }
 
@@ -400,56 +431,61 @@ fn no_such_api(method: &Method, path: &str, request_id: &str) -> Response {
 
 /// The answer past authentication, rate limit and faults: project check,
 /// job lookup, job body. `record` notes served statuses in the statistics.
-fn answer(
-    shared: &Shared,
-    method: &Method,
-    target: Option<&JobPath>,
-    record: bool,
-) -> (StatusCode, Vec<u8>) {
-    let Some(target) = target.filter(|_| method == Method::GET) else {
+fn answer(shared: &Shared, method: &Method, asked: &Asked, record: bool) -> (StatusCode, Vec<u8>) {
+    let Some(target) = asked.target.as_ref().filter(|_| method == Method::GET) else {
         return (
             StatusCode::NOT_FOUND,
             ecs_error_body(NO_SUCH_API_CODE, "The API does not exist."),
         );
     };
-    if let Some(project_id) = &shared.project_id
-        && *project_id != target.project_id
+    if let Some(project_id) = &target.project_id
+        && !shared.serves_project(project_id)
     {
         return (
             StatusCode::FORBIDDEN,
             ecs_error_body(
                 FORBIDDEN_CODE,
-                "The project in the request path is not the project of the credential.",
+                "The project in the request is not a project of the credential.",
             ),
         );
     }
     let elapsed = shared.clock.elapsed();
     let mut state = shared.lock();
-    let Some(job) = state.jobs.get(&target.job_id) else {
-        return not_found(NotFoundStyle::Ecs0103);
+    let service = asked.service;
+    let found = state
+        .find(service, target.project_id.as_deref(), &target.job_id)
+        .map(|(_, job)| job.clone());
+    let style = match &found {
+        None => Some(NotFoundStyle::default_for(service)),
+        Some(job) if !timeline::is_visible(&job.spec, elapsed.saturating_sub(job.base)) => Some(
+            job.spec
+                .not_found
+                .unwrap_or(NotFoundStyle::default_for(service)),
+        ),
+        Some(_) => None,
     };
-    let since_base = elapsed.saturating_sub(job.base);
-    if !timeline::is_visible(&job.spec, since_base) {
-        return not_found(job.spec.not_found);
+    if let Some(style) = style {
+        if record {
+            state.service_stats(service).not_found += 1;
+        }
+        let (status_code, body) = bodies::not_found(service, style);
+        return (status(status_code), body);
     }
-    let body = timeline::job_body(&job.spec, since_base, shared.clock.wall(job.base));
-    if record {
-        state.record_served(&target.job_id, &body.status, elapsed);
+    let Some(job) = found else {
+        return (
+            status(500),
+            ecs_error_body("Ecs.0500", "Internal server error."),
+        );
+    };
+    let served = bodies::render(
+        &job.spec,
+        elapsed.saturating_sub(job.base),
+        shared.clock.wall(job.base),
+    );
+    if record && let Some(key) = &asked.stats_key {
+        state.record_served(service, key, &served.status, elapsed);
     }
-    (StatusCode::OK, to_json(&body))
-}
-
-fn not_found(style: NotFoundStyle) -> (StatusCode, Vec<u8>) {
-    match style {
-        NotFoundStyle::Ecs0103 => (
-            StatusCode::NOT_FOUND,
-            ecs_error_body("Ecs.0103", "The job does not exist."),
-        ),
-        NotFoundStyle::Common0011 => (
-            StatusCode::BAD_REQUEST,
-            ecs_error_body("Common.0011", "Failed to query system tasks."),
-        ),
-    }
+    (StatusCode::OK, served.body)
 }
 
 /// The answer a drawn fault rule gives instead of the normal one.
@@ -457,7 +493,7 @@ fn fault_response(
     shared: &Shared,
     rule: &FaultRule,
     method: &Method,
-    target: Option<&JobPath>,
+    asked: &Asked,
     request_id: &str,
 ) -> Response {
     match rule.kind {
@@ -498,27 +534,22 @@ fn fault_response(
             "request body is illegal.",
             request_id,
         ),
-        FaultKind::Truncate => truncated(shared, method, target, request_id),
+        FaultKind::Truncate => truncated(shared, method, asked, request_id),
         // `api` closes the connection itself; this answer is only reached
         // without a connection to close (the router served by another
         // loop), and a truncated answer is the nearest thing.
-        FaultKind::Drop => truncated(shared, method, target, request_id),
+        FaultKind::Drop => truncated(shared, method, asked, request_id),
         // Latency rules never answer; `faults::draw` adds them up instead.
         FaultKind::Latency => {
-            let (status, body) = answer(shared, method, target, true);
+            let (status, body) = answer(shared, method, asked, true);
             respond(status, body, request_id)
         }
     }
 }
 
 /// A 200 announcing the normal answer's length but sending half of it.
-fn truncated(
-    shared: &Shared,
-    method: &Method,
-    target: Option<&JobPath>,
-    request_id: &str,
-) -> Response {
-    let (_, full) = answer(shared, method, target, false);
+fn truncated(shared: &Shared, method: &Method, asked: &Asked, request_id: &str) -> Response {
+    let (_, full) = answer(shared, method, asked, false);
     let length = HeaderValue::from(full.len());
     let mut response = respond(StatusCode::OK, faults::truncated_body(full), request_id);
     response
@@ -582,27 +613,4 @@ fn control_error(message: &str, request_id: &str) -> Response {
         to_json(&json!({"error": message})),
         request_id,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn job_paths() {
-        let check = |path: &str, expected: Option<(&str, &str)>| {
-            let parsed = JobPath::parse(path);
-            let parsed = parsed
-                .as_ref()
-                .map(|target| (target.project_id.as_str(), target.job_id.as_str()));
-            assert_eq!(parsed, expected, "{path}");
-        };
-        check("/v1/p/jobs/j", Some(("p", "j")));
-        check("/v1/p/jobs/j%2Dk", Some(("p", "j-k")));
-        check("/v1/p/jobs/", None);
-        check("/v1/p/jobs/j/", None);
-        check("/v1/p/cloudservers/j", None);
-        check("/v1//jobs/j", None);
-        check("/v2/p/jobs/j", None);
-    }
 }

@@ -1,5 +1,6 @@
-//! The simulator's mutable state behind one lock: live jobs, fault rules,
-//! the rate limiter's window and the counters that `Stats` reports.
+//! The simulator's mutable state behind one lock: live jobs (by service,
+//! project and id), fault rules, the rate limiter's window and the counters
+//! that `Stats` reports.
 //!
 //! The lock is a `std::sync::Mutex` that is never held across an `.await`;
 //! a poisoned lock is taken over as it is, since every update leaves the
@@ -15,9 +16,10 @@ use tokio::time::Instant;
 
 use super::scenario::{
     Credential, FaultKind, FaultRule, JobSpec, Scenario, ScenarioError, validate_faults,
-    validate_jobs,
+    validate_jobs, validate_projects,
 };
 use super::timeline::wall_time;
+use crate::job::Service;
 
 /// The length of the rate limiter's and the statistics' sliding window.
 const WINDOW: Duration = Duration::from_secs(1);
@@ -25,7 +27,7 @@ const WINDOW: Duration = Duration::from_secs(1);
 /// What the simulator has seen, as `GET /_sim/stats` reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Every request to `/v1/...`, whatever the outcome.
+    /// Every request to a job API path, whatever the outcome.
     pub requests_total: u64,
     /// Requests answered 401 (signature, date or token).
     pub rejected_auth: u64,
@@ -33,10 +35,15 @@ pub struct Stats {
     pub rejected_rate_limit: u64,
     /// Injected faults by kind (`server_error`, `latency`, ...).
     pub faults_injected: BTreeMap<String, u64>,
-    /// The most `/v1` requests that arrived within any one second.
+    /// The most job API requests that arrived within any one second.
     pub max_requests_in_any_1s_window: u64,
-    /// Per known job id.
+    /// Per known job, by its key: the bare id for an ECS job of the
+    /// scenario's `project_id`, `SERVICE:ID` for another service's,
+    /// `PROJECT_ID/SERVICE:ID` for a job of another project.
     pub jobs: BTreeMap<String, JobStats>,
+    /// Per service that was asked (`ecs`, `evs`, ...).
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceStats>,
     /// Connections accepted (before any TLS handshake).
     #[serde(default)]
     pub connections: u64,
@@ -47,6 +54,51 @@ pub struct Stats {
     /// trust the certificate, for one).
     #[serde(default)]
     pub tls_handshake_failures: u64,
+}
+
+/// What the simulator has seen for one service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStats {
+    /// Requests to the service's paths, whatever the outcome.
+    pub requests: u64,
+    /// Answers with a job body (200), truncated ones not counted.
+    pub served: u64,
+    /// "No such job" answers.
+    pub not_found: u64,
+}
+
+/// The identity of a live job: its service, its project (`None`: any
+/// project) and its id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LiveKey {
+    /// The service.
+    pub service: Service,
+    /// The project id, when the job has one.
+    pub project: Option<String>,
+    /// The job id.
+    pub id: String,
+}
+
+impl LiveKey {
+    /// The key `Stats::jobs` reports the job under, given the scenario's
+    /// default project.
+    pub fn stats_key(&self, default_project: Option<&str>) -> String {
+        let mut key = String::new();
+        let other_project = self
+            .project
+            .as_deref()
+            .filter(|project| Some(*project) != default_project);
+        if let Some(project) = other_project {
+            key.push_str(project);
+            key.push('/');
+        }
+        if other_project.is_some() || self.service != Service::Ecs {
+            key.push_str(self.service.as_str());
+            key.push(':');
+        }
+        key.push_str(&self.id);
+        key
+    }
 }
 
 /// What the simulator has seen for one job.
@@ -101,8 +153,10 @@ impl Clock {
 pub struct Shared {
     /// The simulator's clock.
     pub clock: Clock,
-    /// When set, the only project served.
+    /// The scenario's default project.
     pub project_id: Option<String>,
+    /// Every project served; empty: any.
+    pub projects: Vec<String>,
     /// Accepted credentials by access key.
     pub credentials: HashMap<String, Credential>,
     /// Requests admitted per sliding second; 0 means no limit.
@@ -113,8 +167,8 @@ pub struct Shared {
 /// The part that changes.
 #[derive(Debug, Default)]
 pub struct State {
-    /// Live jobs by id.
-    pub jobs: HashMap<String, LiveJob>,
+    /// Live jobs.
+    pub jobs: HashMap<LiveKey, LiveJob>,
     /// The fault rules, in order.
     pub faults: Vec<FaultRule>,
     /// The counters.
@@ -128,14 +182,17 @@ impl Shared {
     pub fn new(scenario: Scenario) -> Result<Arc<Shared>, ScenarioError> {
         scenario.validate()?;
         let clock = Clock::start();
+        let projects = scenario.served_projects();
         let mut state = State {
             faults: scenario.faults,
             ..State::default()
         };
         for spec in scenario.jobs {
-            state.stats.jobs.entry(spec.id.clone()).or_default();
+            let key = live_key(&spec, scenario.project_id.as_deref());
+            let stats_key = key.stats_key(scenario.project_id.as_deref());
+            state.stats.jobs.entry(stats_key).or_default();
             state.jobs.insert(
-                spec.id.clone(),
+                key,
                 LiveJob {
                     spec,
                     base: Duration::ZERO,
@@ -150,6 +207,7 @@ impl Shared {
         Ok(Arc::new(Shared {
             clock,
             project_id: scenario.project_id,
+            projects,
             credentials,
             requests_per_second: scenario.limits.requests_per_second,
             state: Mutex::new(state),
@@ -170,14 +228,27 @@ impl Shared {
     /// whose id already exists is replaced (its counters are kept).
     pub fn add_jobs(&self, jobs: Vec<JobSpec>) -> Result<usize, ScenarioError> {
         validate_jobs(&jobs)?;
+        validate_projects(&jobs, &self.projects)?;
         let base = self.clock.elapsed();
         let count = jobs.len();
         let mut state = self.lock();
         for spec in jobs {
-            state.stats.jobs.entry(spec.id.clone()).or_default();
-            state.jobs.insert(spec.id.clone(), LiveJob { spec, base });
+            let key = live_key(&spec, self.project_id.as_deref());
+            let stats_key = self.stats_key(&key);
+            state.stats.jobs.entry(stats_key).or_default();
+            state.jobs.insert(key, LiveJob { spec, base });
         }
         Ok(count)
+    }
+
+    /// The key `Stats::jobs` reports a job under.
+    pub fn stats_key(&self, key: &LiveKey) -> String {
+        key.stats_key(self.project_id.as_deref())
+    }
+
+    /// Whether requests for `project_id` are served.
+    pub fn serves_project(&self, project_id: &str) -> bool {
+        self.projects.is_empty() || self.projects.iter().any(|known| known == project_id)
     }
 
     /// Validates `faults` and replaces the rule list with them.
@@ -189,22 +260,63 @@ impl Shared {
     }
 }
 
+/// The live key of a job, given the scenario's default project.
+fn live_key(spec: &JobSpec, default_project: Option<&str>) -> LiveKey {
+    LiveKey {
+        service: spec.service,
+        project: spec.project.clone().or(default_project.map(str::to_string)),
+        id: spec.id.clone(),
+    }
+}
+
 impl State {
-    /// Counts a `/v1` request arriving at `now` for `job_id`, and updates
-    /// the busiest-second statistic.
-    pub fn record_arrival(&mut self, now: Instant, job_id: Option<&str>) {
+    /// The live job of `service` with `id` in `project`: the job of that
+    /// project, else a job of any project.
+    pub fn find(
+        &self,
+        service: Service,
+        project: Option<&str>,
+        id: &str,
+    ) -> Option<(&LiveKey, &LiveJob)> {
+        let exact = LiveKey {
+            service,
+            project: project.map(str::to_string),
+            id: id.to_string(),
+        };
+        if let Some(found) = self.jobs.get_key_value(&exact) {
+            return Some(found);
+        }
+        let any = LiveKey {
+            project: None,
+            ..exact
+        };
+        self.jobs.get_key_value(&any)
+    }
+
+    /// Counts a request to `service` arriving at `now` for the job
+    /// reported as `job_key`, and updates the busiest-second statistic.
+    pub fn record_arrival(&mut self, now: Instant, service: Service, job_key: Option<&str>) {
         self.stats.requests_total += 1;
+        self.service_stats(service).requests += 1;
         prune(&mut self.arrivals, now);
         self.arrivals.push_back(now);
         let in_window = self.arrivals.len() as u64;
         if in_window > self.stats.max_requests_in_any_1s_window {
             self.stats.max_requests_in_any_1s_window = in_window;
         }
-        if let Some(job_id) = job_id
-            && let Some(job_stats) = self.stats.jobs.get_mut(job_id)
+        if let Some(job_key) = job_key
+            && let Some(job_stats) = self.stats.jobs.get_mut(job_key)
         {
             job_stats.requests += 1;
         }
+    }
+
+    /// The counters of `service`.
+    pub fn service_stats(&mut self, service: Service) -> &mut ServiceStats {
+        self.stats
+            .services
+            .entry(service.as_str().to_string())
+            .or_default()
     }
 
     /// Admits a request at `now` under a limit of `limit` per sliding
@@ -231,13 +343,20 @@ impl State {
             .or_default() += 1;
     }
 
-    /// Notes that a 200 for `job_id` carried `status` at `elapsed` after
-    /// the simulator's start.
-    pub fn record_served(&mut self, job_id: &str, status: &str, elapsed: Duration) {
+    /// Notes that a 200 for the job reported as `job_key` carried `status`
+    /// at `elapsed` after the simulator's start.
+    pub fn record_served(
+        &mut self,
+        service: Service,
+        job_key: &str,
+        status: &str,
+        elapsed: Duration,
+    ) {
+        self.service_stats(service).served += 1;
         let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         self.stats
             .jobs
-            .entry(job_id.to_string())
+            .entry(job_key.to_string())
             .or_default()
             .first_served
             .entry(status.to_string())
@@ -267,15 +386,31 @@ mod tests {
         let start = Instant::now();
         let at = |millis: u64| start + Duration::from_millis(millis);
         for millis in [0, 100, 900, 999] {
-            state.record_arrival(at(millis), None);
+            state.record_arrival(at(millis), Service::Ecs, None);
         }
         assert_eq!(state.stats.max_requests_in_any_1s_window, 4);
         // At 1000 ms the arrival at 0 ms has left the window.
-        state.record_arrival(at(1_000), None);
+        state.record_arrival(at(1_000), Service::Ecs, None);
         assert_eq!(state.stats.max_requests_in_any_1s_window, 4);
-        state.record_arrival(at(1_050), None);
+        state.record_arrival(at(1_050), Service::Ecs, None);
         assert_eq!(state.stats.max_requests_in_any_1s_window, 5);
         assert_eq!(state.stats.requests_total, 6);
+        assert_eq!(state.stats.services["ecs"].requests, 6);
+    }
+
+    #[test]
+    fn stats_keys() {
+        let key = |service, project: Option<&str>| LiveKey {
+            service,
+            project: project.map(str::to_string),
+            id: "j".into(),
+        };
+        let default = Some("p0");
+        assert_eq!(key(Service::Ecs, Some("p0")).stats_key(default), "j");
+        assert_eq!(key(Service::Ecs, None).stats_key(default), "j");
+        assert_eq!(key(Service::Cce, Some("p0")).stats_key(default), "cce:j");
+        assert_eq!(key(Service::Ecs, Some("p1")).stats_key(default), "p1/ecs:j");
+        assert_eq!(key(Service::Rds, Some("p1")).stats_key(None), "p1/rds:j");
     }
 
     #[test]

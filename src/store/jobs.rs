@@ -7,6 +7,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{StateError, Store, outbox};
 use crate::job::{JobId, JobKey, Labels, ProjectName, Service};
+use crate::policy::adaptive::Phase;
+use crate::policy::server_time::Source;
 
 /// One job as recorded. Times are Unix milliseconds (wall clock, for
 /// people and for restarts; the cadence itself runs on the monotonic
@@ -51,6 +53,10 @@ pub struct DurationRow {
     pub service: Service,
     /// Its `job_type`.
     pub job_type: String,
+    /// The whole job, or a batch's tail.
+    pub phase: Phase,
+    /// Where the duration came from.
+    pub source: Source,
     /// How long it ran, in milliseconds.
     pub duration_ms: i64,
 }
@@ -248,12 +254,12 @@ impl Store {
         let mut statement = self
             .conn
             .prepare(
-                "SELECT service, job_type, duration_ms FROM (
-                    SELECT service, job_type, duration_ms, finished_at,
-                           ROW_NUMBER() OVER (PARTITION BY service, job_type
+                "SELECT service, job_type, phase, source, duration_ms FROM (
+                    SELECT service, job_type, phase, source, duration_ms, finished_at,
+                           ROW_NUMBER() OVER (PARTITION BY service, job_type, phase
                                               ORDER BY finished_at DESC) AS n
                     FROM durations)
-                 WHERE n <= ?1 ORDER BY service, job_type, finished_at",
+                 WHERE n <= ?1 ORDER BY service, job_type, phase, finished_at",
             )
             .map_err(|e| self.sqlite(e))?;
         let rows = statement
@@ -261,17 +267,22 @@ impl Store {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, i64>(4)?,
                 ))
             })
             .map_err(|e| self.sqlite(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (service, job_type, duration_ms) = row.map_err(|e| self.sqlite(e))?;
+            let (service, job_type, phase, source, duration_ms) =
+                row.map_err(|e| self.sqlite(e))?;
             if let Some(service) = Service::parse(&service) {
                 out.push(DurationRow {
                     service,
                     job_type,
+                    phase: Phase::parse(&phase),
+                    source: Source::parse(&source),
                     duration_ms,
                 });
             }
@@ -321,7 +332,7 @@ fn forget(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<usize> {
     tx.execute(
         "DELETE FROM durations WHERE rowid IN (
             SELECT rowid FROM (
-                SELECT rowid, ROW_NUMBER() OVER (PARTITION BY service, job_type
+                SELECT rowid, ROW_NUMBER() OVER (PARTITION BY service, job_type, phase
                                                  ORDER BY finished_at DESC) AS n
                 FROM durations) WHERE n > 1000)",
         [],
@@ -403,12 +414,14 @@ fn apply_one(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
         }
         Write::Duration { row, finished_at } => {
             tx.prepare_cached(
-                "INSERT INTO durations (service, job_type, duration_ms, finished_at)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO durations (service, job_type, phase, source, duration_ms, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 row.service.as_str(),
                 row.job_type,
+                row.phase.as_str(),
+                row.source.as_str(),
                 row.duration_ms,
                 finished_at
             ])?;

@@ -57,7 +57,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX outbox_fact ON outbox (sink, event_id);",
     // Version 3: the job family. A job is identified by (project, service,
     // job id); every existing row is an ECS job of the default project.
-    // Durations are kept per service and job type. A job row keeps the JSON
+    // Durations are kept per service, job type and phase (a whole job, or a
+    // batch's tail after its last sub-job), with where they came from (the
+    // server's times, or our sightings). A job row keeps the JSON
     // line of its last `job.transition` or `job.not_found` (for `status JOB`
     // and `wait`).
     "CREATE TABLE jobs_v3 (
@@ -95,6 +97,8 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX announced_job;
     CREATE INDEX announced_job ON announced (project, service, job_id);
     ALTER TABLE durations ADD COLUMN service TEXT NOT NULL DEFAULT 'ecs';
+    ALTER TABLE durations ADD COLUMN phase TEXT NOT NULL DEFAULT 'whole';
+    ALTER TABLE durations ADD COLUMN source TEXT NOT NULL DEFAULT 'sighting';
     DROP INDEX durations_type;
-    CREATE INDEX durations_type ON durations (service, job_type, finished_at);",
+    CREATE INDEX durations_type ON durations (service, job_type, phase, finished_at);",
 ];

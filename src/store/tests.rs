@@ -33,6 +33,8 @@ fn duration(service: Service, job_type: &str, ms: i64) -> Write {
         row: DurationRow {
             service,
             job_type: job_type.into(),
+            phase: crate::policy::adaptive::Phase::Whole,
+            source: crate::policy::server_time::Source::Server,
             duration_ms: ms,
         },
         finished_at: 100,

@@ -1,26 +1,36 @@
-//! The real job API client against the real simulator on loopback, and
-//! against a few hand-made servers for answers the simulator never gives:
-//! every way a job query can end is produced for real and must come back
-//! as the right `ErrorKind`, with the status, error code and request id
-//! the answer carried, and without any secret in its text.
+//! The real job API client and the `Fleet` against the real simulator on
+//! loopback, and against a few hand-made servers for answers the simulator
+//! never gives: every way a job query can end is produced for real and
+//! must come back as the right `ErrorKind`, with the status, error code and
+//! request id the answer carried, and without any secret in its text. A
+//! job of every service is read through the fleet, each service's "no such
+//! job" answers are `NotFound`, and two services' jobs with one id, or two
+//! projects, are told apart.
 
+use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use chrono::{TimeDelta, Utc};
-use ecs_jobwatch::huaweicloud::client::{Client, ClientConfig};
+use ecs_jobwatch::huaweicloud::client::{Client, ClientConfig, ClientError, HttpSettings};
 use ecs_jobwatch::huaweicloud::credentials::{
     CredentialProvider, CredentialsConfig, Environment, Source,
 };
-use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders, ApiError, ErrorKind};
+use ecs_jobwatch::huaweicloud::error::{AnswerHeaders, ApiError, ErrorKind};
 use ecs_jobwatch::huaweicloud::sign;
-use ecs_jobwatch::services::ecs::{Job, JobStatus};
+use ecs_jobwatch::job::{JobKey, ProjectName, Service, Status};
+use ecs_jobwatch::services::ecs::JobStatus;
+use ecs_jobwatch::services::fleet::{Fleet, Target};
+use ecs_jobwatch::services::{self, Poller};
 use ecs_jobwatch::sim::{self, FaultKind, FaultRule, Scenario, SimHandle};
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const PROJECT: &str = "0123456789abcdef0123456789abcdef";
+/// The project id of the second project, `shanghai`.
+const SHANGHAI: &str = "fedcba9876543210fedcba9876543210";
 const JOB: &str = "ff80808288d41e1b018990260955686a";
 const SUB_JOB: &str = "ff80808288d41e1b018990260955686b";
 const SERVER_ID: &str = "1c74e090-c569-4b52-9eaa-fd34776cec28";
@@ -81,6 +91,7 @@ fn scenario(extra: &str) -> Scenario {
     let text = format!(
         r#"
 project_id = "{PROJECT}"
+project_ids = ["{SHANGHAI}"]
 [[credential]]
 access_key = "{plain_ak}"
 secret_key = "{plain_sk}"
@@ -115,6 +126,7 @@ job_type = "deleteVMs"
 visible_after = "1h"
 not_found = "Common.0011"
 timeline = [ {{ at = "1h", status = "RUNNING" }} ]
+{FAMILY}
 {extra}
 "#,
         plain_ak = PLAIN.access_key,
@@ -131,15 +143,89 @@ timeline = [ {{ at = "1h", status = "RUNNING" }} ]
     }
 }
 
+/// A job of every other service: two share an id, one is in the second
+/// project, and some stay invisible to show each "no such job" answer.
+const FAMILY: &str = r#"
+[[job]]
+id = "shared-id"
+service = "evs"
+job_type = "createVolume"
+resource_id = "vol-1"
+timeline = [ { at = "0s", status = "WAITING_EXECUTE" } ]
+
+[[job]]
+id = "shared-id"
+service = "cce"
+job_type = "CreateCluster"
+resource_id = "cluster-1"
+timeline = [ { at = "0s", status = "Failed", fail_reason = "master failed" } ]
+[[job.sub_job]]
+id = "master"
+job_type = "InstallMaster"
+timeline = [ { at = "0s", status = "Failed", fail_reason = "disk" } ]
+[[job.sub_job.sub_job]]
+id = ""
+job_type = "PrepareNode"
+timeline = [ { at = "0s", status = "Success" } ]
+
+[[job]]
+id = "rds-job"
+service = "rds"
+project = "fedcba9876543210fedcba9876543210"
+job_type = "CreateMysqlSingleHAInstance"
+resource_id = "mysql-1"
+timeline = [ { at = "0s", status = "Completed" } ]
+
+[[job]]
+id = "ims-job"
+service = "ims"
+job_type = "imsCreateImageByInstance"
+resource_id = "img-1"
+timeline = [ { at = "0s", status = "RUNNING", progress = 50.0 } ]
+
+[[job]]
+id = "bms-job"
+service = "bms"
+job_type = "baremetalBatchCreate"
+timeline = [ { at = "0s", status = "SUCCESS" } ]
+[[job.sub_job]]
+id = "bms-sub"
+job_type = "baremetalSingleCreate"
+server_id = "bms-server-1"
+timeline = [ { at = "0s", status = "SUCCESS" } ]
+
+[[job]]
+id = "eip-job"
+service = "eip"
+job_type = "createBatchPublicip"
+resource_id = "ip-1"
+timeline = [ { at = "0s", status = "SUCCESS" } ]
+
+[[job]]
+id = "hidden-rds-404"
+service = "rds"
+job_type = "CreateMysqlSingleHAInstance"
+visible_after = "1h"
+not_found = "404"
+timeline = [ { at = "1h", status = "Running" } ]
+
+[[job]]
+id = "hidden-evs-404"
+service = "evs"
+job_type = "createVolume"
+visible_after = "1h"
+not_found = "404"
+timeline = [ { at = "1h", status = "RUNNING" } ]
+"#;
+
 async fn simulator(extra: &str) -> SimHandle {
     sim::spawn(scenario(extra))
         .await
         .expect("the simulator starts on 127.0.0.1:0")
 }
 
-/// A client for `base_url` that signs with `key`, built the way the daemon
-/// builds it (environment credentials).
-fn client(base_url: &str, key: Key, request_timeout: Duration) -> Client {
+/// Environment credentials for `key`, resolved the way the daemon does.
+fn credentials(key: Key) -> CredentialProvider {
     let mut pairs = vec![
         ("HUAWEICLOUD_SDK_AK", key.access_key),
         ("HUAWEICLOUD_SDK_SK", key.secret_key),
@@ -154,12 +240,68 @@ fn client(base_url: &str, key: Key, request_timeout: Duration) -> Client {
     let (credentials, _warnings) =
         CredentialProvider::new(&config, &Environment::from_pairs(pairs))
             .expect("environment credentials resolve");
+    credentials
+}
+
+/// A client with one default ECS project at `base_url` (read through
+/// `get_job`, the path the scheduler takes until it moves to the fleet).
+fn client(base_url: &str, key: Key, request_timeout: Duration) -> Client {
     let config = ClientConfig {
         endpoint: Url::parse(base_url).expect("a valid endpoint"),
         project_id: PROJECT.to_string(),
         request_timeout,
     };
-    Client::new(&config, credentials).expect("the client builds")
+    Client::new(&config, credentials(key)).expect("the client builds")
+}
+
+/// Every service's endpoint under `base` (`{base}/{service}`), ECS's at
+/// `ecs_base` as given.
+fn endpoints(base: &str, ecs_base: &str) -> BTreeMap<Service, Url> {
+    Service::ALL
+        .into_iter()
+        .map(|service| {
+            let url = match service {
+                Service::Ecs => ecs_base.to_string(),
+                other => format!("{base}/{other}"),
+            };
+            (service, Url::parse(&url).expect("a valid endpoint"))
+        })
+        .collect()
+}
+
+fn shanghai() -> ProjectName {
+    ProjectName::parse("shanghai").expect("a valid project name")
+}
+
+/// The fleet the daemon builds for `base_url`: the default project (ECS at
+/// the simulator's root, as before the job family) and `shanghai` (every
+/// service under its prefix, ECS too), one client, one credential.
+fn fleet(base_url: &str, key: Key, request_timeout: Duration) -> Fleet {
+    let settings = HttpSettings {
+        request_timeout,
+        ca_file: None,
+    };
+    let client = Client::build(&settings, credentials(key)).expect("the client builds");
+    let targets = vec![
+        Target {
+            project: ProjectName::default(),
+            project_id: PROJECT.to_string(),
+            region: Some("cn-north-4".into()),
+            endpoints: endpoints(base_url, base_url),
+        },
+        Target {
+            project: shanghai(),
+            project_id: SHANGHAI.to_string(),
+            region: Some("cn-east-3".into()),
+            endpoints: endpoints(base_url, &format!("{base_url}/ecs")),
+        },
+    ];
+    Fleet::new(client, targets).expect("the fleet builds")
+}
+
+/// `[PROJECT/][SERVICE:]JOB_ID` as a key.
+fn key(text: &str) -> JobKey {
+    JobKey::parse(text).expect("a valid job key")
 }
 
 /// Fails when the `Debug` or `Display` text of `error` contains a secret.
@@ -208,7 +350,7 @@ fn is_simulator_request_id(id: &str) -> bool {
 
 /// Checks a result against `expected`, and that no secret leaked into it.
 /// Returns the request id so that callers can compare ids.
-fn check(name: &str, result: Result<Job, ApiError>, expected: &Expected) -> Option<String> {
+fn check<T: Debug>(name: &str, result: Result<T, ApiError>, expected: &Expected) -> Option<String> {
     let error = match result {
         Ok(job) => panic!("{name}: expected {expected:?}, got the job {job:?}"),
         Err(error) => error,
@@ -256,9 +398,26 @@ async fn signed_requests_are_accepted() {
         );
         assert_eq!(job.server_ids(), vec![SERVER_ID.to_string()], "{name}");
     }
+    for (name, key) in [
+        ("plain key", PLAIN),
+        ("temporary key with token", TEMPORARY),
+    ] {
+        let polled = fleet(&sim.base_url(), key, GENEROUS)
+            .read(&JobKey::ecs(JOB.parse().expect("a valid id")))
+            .await
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        let view = polled.view;
+        assert_eq!(view.status, Status::Running, "{name}");
+        assert_eq!(view.job_id.as_deref(), Some(JOB), "{name}");
+        assert_eq!(view.sub_jobs[0].key, SUB_JOB, "{name}");
+        assert_eq!(view.server_ids, [SERVER_ID], "{name}");
+        assert!(view.begin_ms.is_some(), "{name}");
+        // The simulator's server sends `Date`.
+        assert!(polled.server_now_ms.is_some(), "{name}");
+    }
     let stats = sim.stats();
     assert_eq!(stats.rejected_auth, 0);
-    assert_eq!(stats.jobs[JOB].requests, 2);
+    assert_eq!(stats.jobs[JOB].requests, 4);
 }
 
 #[tokio::test]
@@ -323,7 +482,8 @@ async fn skewed_date_is_auth_apigw_0303() {
             request_id: request_id.as_deref(),
             retry_after: retry_after.as_deref(),
         };
-        let result = error::classify(status, answer, &body, SystemTime::now());
+        let ecs = services::adapter(Service::Ecs);
+        let result = services::read_answer(ecs, status, answer, &body, SystemTime::now());
         let expected = Expected::answered(ErrorKind::Auth, 401, "APIGW.0303");
         let id = check(&format!("skew {minutes} min"), result, &expected);
         assert_eq!(id, request_id, "skew {minutes} min");
@@ -362,8 +522,14 @@ async fn simulator_refusals_are_classified() {
             Expected::answered(ErrorKind::NotFound, 400, "Common.0011"),
         ),
     ];
-    for (name, key, job, expected) in &cases {
-        let result = client(&sim.base_url(), *key, GENEROUS).get_job(job).await;
+    for (name, signer, job, expected) in &cases {
+        let result = client(&sim.base_url(), *signer, GENEROUS)
+            .get_job(job)
+            .await;
+        check(name, result, expected);
+        let result = fleet(&sim.base_url(), *signer, GENEROUS)
+            .read(&key(job))
+            .await;
         check(name, result, expected);
     }
 }
@@ -473,7 +639,7 @@ async fn simulator_faults_are_classified() {
     for (name, (faults, timeout, expected)) in cases {
         sim.try_set_faults(faults)
             .unwrap_or_else(|error| panic!("{name}: {error}"));
-        let result = client(&sim.base_url(), PLAIN, timeout).get_job(JOB).await;
+        let result = fleet(&sim.base_url(), PLAIN, timeout).read(&key(JOB)).await;
         check(name, result, &expected);
     }
     let injected = sim.stats().faults_injected;
@@ -499,8 +665,8 @@ async fn throttle_with_retry_after_as_http_date() {
         ..rule(FaultKind::Throttle)
     }])
     .expect("a valid rule");
-    let error = client(&sim.base_url(), PLAIN, GENEROUS)
-        .get_job(JOB)
+    let error = fleet(&sim.base_url(), PLAIN, GENEROUS)
+        .read(&key("cce:shared-id"))
         .await
         .expect_err("the fault answers 429");
     assert_no_secrets(&error);
@@ -523,10 +689,11 @@ async fn throttle_with_retry_after_as_http_date() {
 #[tokio::test]
 async fn simulator_rate_limit_is_throttled() {
     let sim = simulator("[limits]\nrequests_per_second = 1\n").await;
-    let client = client(&sim.base_url(), PLAIN, GENEROUS);
+    let fleet = fleet(&sim.base_url(), PLAIN, GENEROUS);
     let mut refusal = None;
-    for _ in 0..100 {
-        if let Err(error) = client.get_job(JOB).await {
+    let keys = [key(JOB), key("evs:shared-id"), key("shanghai/rds:rds-job")];
+    for key in keys.iter().cycle().take(100) {
+        if let Err(error) = fleet.read(key).await {
             refusal = Some(error);
             break;
         }
@@ -539,7 +706,7 @@ async fn simulator_rate_limit_is_throttled() {
         429,
         "APIGW.0308",
     );
-    check("global rate limit", Err(error), &expected);
+    check::<()>("global rate limit", Err(error), &expected);
     assert!(sim.stats().rejected_rate_limit >= 1);
 }
 
@@ -573,6 +740,14 @@ async fn nothing_listening_is_connect() {
         .await;
     check(
         "nothing listening",
+        result,
+        &Expected::unanswered(ErrorKind::Connect),
+    );
+    let result = fleet(&format!("http://{addr}"), PLAIN, GENEROUS)
+        .read(&key("shanghai/cce:x"))
+        .await;
+    check(
+        "nothing listening, through the fleet",
         result,
         &Expected::unanswered(ErrorKind::Connect),
     );
@@ -678,10 +853,12 @@ async fn unreadable_answers_are_decode() {
         ("200 announcing 2 MiB", RawAnswer::AnnounceOnly(2 << 20)),
         ("200 streaming 4 MiB chunked", RawAnswer::Chunked(4 << 20)),
     ];
-    for (name, answer) in cases {
+    for (index, (name, answer)) in cases.into_iter().enumerate() {
         let addr = raw_server(answer).await;
-        let error = client(&format!("http://{addr}"), PLAIN, GENEROUS)
-            .get_job(JOB)
+        // Every service's adapter refuses the same bytes alike.
+        let service = Service::ALL[index % Service::ALL.len()];
+        let error = fleet(&format!("http://{addr}"), PLAIN, GENEROUS)
+            .read(&key(&format!("{service}:{JOB}")))
             .await
             .expect_err(name);
         assert_no_secrets(&error);
@@ -705,4 +882,249 @@ async fn client_debug_shows_no_secrets() {
         }
         assert!(text.contains(PROJECT), "{text}");
     }
+}
+
+/// A job of every service, read from the simulator through one fleet.
+#[tokio::test]
+async fn a_job_of_every_service_through_the_fleet() {
+    let sim = simulator("").await;
+    let fleet = fleet(&sim.base_url(), PLAIN, GENEROUS);
+    let read = |text: &'static str| {
+        let fleet = fleet.clone();
+        async move {
+            match fleet.poll(&key(text)).await {
+                Ok(polled) => polled,
+                Err(error) => panic!("{text}: {error}"),
+            }
+        }
+    };
+
+    let ecs = read(JOB).await;
+    assert_eq!(ecs.view.status, Status::Running);
+    assert_eq!(ecs.view.server_ids, [SERVER_ID]);
+
+    let bms = read("bms:bms-job").await;
+    assert_eq!(bms.view.status, Status::Success);
+    assert_eq!(bms.view.server_ids, ["bms-server-1"]);
+    assert!(bms.view.end_ms.is_some());
+
+    let evs = read("evs:shared-id").await;
+    assert_eq!(evs.view.status.as_str(), "WAITING_EXECUTE");
+    assert_eq!(evs.view.service_status, "WAITING_EXECUTE");
+    assert!(!evs.view.status.is_final());
+    assert_eq!(evs.view.resource_ids, ["vol-1"]);
+
+    let ims = read("ims:ims-job").await;
+    assert_eq!(ims.view.status, Status::Running);
+    assert_eq!(ims.view.progress, Some(0.5));
+    assert_eq!(ims.view.resource_ids, ["img-1"]);
+
+    let cce = read("cce:shared-id").await;
+    assert_eq!(cce.view.status, Status::Fail);
+    assert_eq!(cce.view.service_status, "Failed");
+    assert_eq!(cce.view.fail_reason.as_deref(), Some("master failed"));
+    let keys: Vec<&str> = cce.view.sub_jobs.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(keys, ["master", "#0.0"]);
+    assert_eq!(cce.view.sub_jobs_failed(), 1);
+    assert!(cce.view.begin_ms.is_some() && cce.view.end_ms.is_some());
+
+    let rds = read("shanghai/rds:rds-job").await;
+    assert_eq!(rds.view.status, Status::Success);
+    assert_eq!(rds.view.service_status, "Completed");
+    assert_eq!(rds.view.resource_ids, ["mysql-1"]);
+
+    let eip = read("eip:eip-job").await;
+    assert_eq!(eip.view.status, Status::Success);
+    assert_eq!(eip.view.resource_ids, ["ip-1"]);
+
+    // One alert rule, status="FAIL", and one "final" test cover them all.
+    for polled in [&ecs, &bms, &evs, &ims, &cce, &rds, &eip] {
+        assert!(polled.server_now_ms.is_some());
+        assert!(polled.view.begin_ms.is_some(), "{:?}", polled.view);
+    }
+    let stats = sim.stats();
+    for service in ["ecs", "bms", "evs", "ims", "cce", "rds", "eip"] {
+        assert_eq!(stats.services[service].served, 1, "{service}");
+    }
+    assert_eq!(stats.rejected_auth, 0);
+}
+
+/// Each service's "no such job" answers, produced for real, are `NotFound`
+/// with the status and code the simulator sent.
+#[tokio::test]
+async fn every_not_found_answer_is_not_found() {
+    let sim = simulator("").await;
+    let fleet = fleet(&sim.base_url(), PLAIN, GENEROUS);
+    let cases = [
+        ("missing", 404, "Ecs.0103"),
+        ("shanghai/ecs:missing", 404, "Ecs.0103"),
+        ("bms:missing", 404, "BMS.0103"),
+        ("evs:missing", 400, "Common.0011"),
+        ("evs:hidden-evs-404", 404, "EVS.0103"),
+        ("ims:missing", 400, "IMG.0404"),
+        ("cce:missing", 404, "CCE.01404001"),
+        ("rds:missing", 400, "DBS.200543"),
+        ("rds:hidden-rds-404", 404, "RDS.5041"),
+        ("shanghai/rds:missing", 400, "DBS.200543"),
+        ("eip:missing", 404, "VPC.0103"),
+    ];
+    for (text, status, code) in cases {
+        let result = fleet.read(&key(text)).await;
+        let expected = Expected::answered(ErrorKind::NotFound, status, code);
+        check(text, result, &expected);
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.services["rds"].not_found, 3);
+    assert_eq!(stats.services["evs"].not_found, 2);
+}
+
+/// Two services' jobs with one id, and one job id in two projects, are
+/// different jobs.
+#[tokio::test]
+async fn equal_ids_in_two_services_and_projects_are_told_apart() {
+    let sim = simulator("").await;
+    let fleet = fleet(&sim.base_url(), PLAIN, GENEROUS);
+    let evs = fleet
+        .read(&key("evs:shared-id"))
+        .await
+        .expect("the EVS job");
+    let cce = fleet
+        .read(&key("cce:shared-id"))
+        .await
+        .expect("the CCE job");
+    assert_eq!(evs.view.service_status, "WAITING_EXECUTE");
+    assert_eq!(cce.view.service_status, "Failed");
+    assert_ne!(evs.view.resource_ids, cce.view.resource_ids);
+    // The RDS job lives in shanghai only.
+    fleet
+        .read(&key("shanghai/rds:rds-job"))
+        .await
+        .expect("the RDS job of shanghai");
+    let error = fleet
+        .read(&key("rds:rds-job"))
+        .await
+        .expect_err("no such RDS job in the default project");
+    assert_eq!(error.kind, ErrorKind::NotFound);
+    let stats = sim.stats();
+    assert_eq!(stats.jobs["evs:shared-id"].requests, 1);
+    assert_eq!(stats.jobs["cce:shared-id"].requests, 1);
+    assert_eq!(stats.jobs[&format!("{SHANGHAI}/rds:rds-job")].requests, 1);
+}
+
+/// A key naming a project the fleet does not know, or a service without an
+/// endpoint, is refused without a request, naming what is missing.
+#[tokio::test]
+async fn unknown_projects_and_services_are_client_errors() {
+    let sim = simulator("").await;
+    let error = fleet(&sim.base_url(), PLAIN, GENEROUS)
+        .read(&key("beijing/evs:shared-id"))
+        .await
+        .expect_err("beijing is not configured");
+    assert_eq!(error.kind, ErrorKind::Client);
+    assert_eq!(error.http_status, None);
+    assert!(error.message.contains("beijing"), "{error}");
+
+    let settings = HttpSettings {
+        request_timeout: GENEROUS,
+        ca_file: None,
+    };
+    let client = Client::build(&settings, credentials(PLAIN)).expect("the client builds");
+    let only_ecs = Target {
+        project: ProjectName::default(),
+        project_id: PROJECT.to_string(),
+        region: None,
+        endpoints: [(
+            Service::Ecs,
+            Url::parse(&sim.base_url()).expect("a valid endpoint"),
+        )]
+        .into(),
+    };
+    let fleet = Fleet::new(client.clone(), vec![only_ecs.clone()]).expect("the fleet builds");
+    fleet.read(&key(JOB)).await.expect("the ECS job");
+    let error = fleet
+        .read(&key("cce:x"))
+        .await
+        .expect_err("no CCE endpoint");
+    assert_eq!(error.kind, ErrorKind::Client);
+    assert!(error.message.contains("cce"), "{error}");
+    assert_eq!(sim.stats().requests_total, 1);
+
+    let twice = Fleet::new(client, vec![only_ecs.clone(), only_ecs]);
+    assert!(twice.is_err());
+    assert!(fleet.target(&ProjectName::default()).is_some());
+    assert!(fleet.target(&shanghai()).is_none());
+}
+
+#[tokio::test]
+async fn fleet_debug_shows_no_secrets() {
+    for key in [PLAIN, TEMPORARY] {
+        let text = format!("{:?}", fleet("http://127.0.0.1:9", key, GENEROUS));
+        for secret in SECRETS {
+            assert!(!text.contains(secret), "{secret:?} leaked into {text:?}");
+        }
+        assert!(text.contains(SHANGHAI), "{text}");
+    }
+}
+
+/// A certificate a test authority issued itself, for `cloud.ca_file`.
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBljCCATugAwIBAgIUBDffaDKrwzkPl5GXSNevvMaCMUEwCgYIKoZIzj0EAwIw
+HzEdMBsGA1UEAwwUZWNzLWpvYndhdGNoIHRlc3QgQ0EwIBcNMjYxMjAxMTUzMjA1
+WhgPMjEyNjExMDcxNTMyMDVaMB8xHTAbBgNVBAMMFGVjcy1qb2J3YXRjaCB0ZXN0
+IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE3d+/4xw1jzhk2rUfLh6P1OyB
+g/SyJFAtsqUXsezr0ZrwdGodOhdpcherWOxZuumGJlNkMdj/4eWHIJgYFT4/sqNT
+MFEwHQYDVR0OBBYEFEgIIoJb0wU2UfhE9UOgavuqyaogMB8GA1UdIwQYMBaAFEgI
+IoJb0wU2UfhE9UOgavuqyaogMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwID
+SQAwRgIhANQlPcuDaSON5R0EowR/QQ8zwMcLYfEqPrdy5YWfKIteAiEArWr+4yKo
+l58cdPUarhprGvnFqrpnvG6SR0uAJW/Ci7Y=
+-----END CERTIFICATE-----
+";
+
+/// `cloud.ca_file`: a PEM bundle is added to the trusted roots (and the
+/// client still reads plain-HTTP loopback endpoints); a file that is not
+/// one is refused, naming the file.
+#[tokio::test]
+async fn ca_file_adds_trusted_roots() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let good = directory.path().join("ca.pem");
+    std::fs::write(&good, format!("{TEST_CA}{TEST_CA}")).expect("write");
+    let settings = HttpSettings {
+        request_timeout: GENEROUS,
+        ca_file: Some(good),
+    };
+    let client = Client::build(&settings, credentials(PLAIN)).expect("a PEM bundle is accepted");
+    let sim = simulator("").await;
+    let target = Target {
+        project: ProjectName::default(),
+        project_id: PROJECT.to_string(),
+        region: None,
+        endpoints: endpoints(&sim.base_url(), &sim.base_url()),
+    };
+    let fleet = Fleet::new(client, vec![target]).expect("the fleet builds");
+    fleet.read(&key("ims:ims-job")).await.expect("the IMS job");
+
+    for (name, contents) in [
+        ("empty.pem", ""),
+        ("garbage.pem", "not a certificate\n"),
+        ("truncated.pem", &TEST_CA[..200]),
+    ] {
+        let path = directory.path().join(name);
+        std::fs::write(&path, contents).expect("write");
+        let settings = HttpSettings {
+            request_timeout: GENEROUS,
+            ca_file: Some(path),
+        };
+        match Client::build(&settings, credentials(PLAIN)) {
+            Err(error @ ClientError::CaFile { .. }) => {
+                assert!(error.to_string().contains(name), "{error}")
+            }
+            Err(other) => panic!("{name}: {other}"),
+            Ok(_) => panic!("{name}: a bad PEM bundle was accepted"),
+        }
+    }
+    let missing = HttpSettings {
+        request_timeout: GENEROUS,
+        ca_file: Some(directory.path().join("missing.pem")),
+    };
+    assert!(Client::build(&missing, credentials(PLAIN)).is_err());
 }

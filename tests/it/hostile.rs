@@ -230,13 +230,13 @@ fn job_id_of_ten_thousand_characters() {
 
     let now = SystemTime::UNIX_EPOCH;
     let headers = AnswerHeaders::default();
-    let job = error::classify(200, headers, body.as_bytes(), now).expect("a 200 job body");
+    let job = error::classify_legacy(200, headers, body.as_bytes(), now).expect("a 200 job body");
     assert_eq!(job.status, Some(JobStatus::Running));
 
     // An error body whose message is 10,000 characters is cut to its first
     // 200 characters (not bytes: these are two bytes each) and an ellipsis.
     let refusal = format!(r#"{{"error":{{"code":"Ecs.0103","message":"{wide}"}}}}"#);
-    let error = error::classify(404, headers, refusal.as_bytes(), now).expect_err("a 404");
+    let error = error::classify_legacy(404, headers, refusal.as_bytes(), now).expect_err("a 404");
     assert_eq!(error.kind, ErrorKind::NotFound);
     assert_eq!(error.message, format!("{}…", "é".repeat(200)));
     // A message of exactly 200 characters is kept whole.
@@ -244,7 +244,7 @@ fn job_id_of_ten_thousand_characters() {
         r#"{{"error_code":"APIGW.0301","error_msg":"{}"}}"#,
         "a".repeat(200)
     );
-    let error = error::classify(401, headers, exact.as_bytes(), now).expect_err("a 401");
+    let error = error::classify_legacy(401, headers, exact.as_bytes(), now).expect_err("a 401");
     assert_eq!(error.message, "a".repeat(200));
 }
 

@@ -97,7 +97,7 @@ proptest! {
             request_id: request_id.as_deref(),
             retry_after: retry_after.as_deref(),
         };
-        let _ = error::classify(status, headers, &body, now);
+        let _ = error::classify_legacy(status, headers, &body, now);
     }
 
     #[test]

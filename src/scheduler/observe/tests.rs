@@ -40,6 +40,8 @@ impl Fixture {
             store_healthy: healthy,
             now: self.origin + at,
             wall_ms: 1_000_000 + at.as_millis() as i64,
+            server_now_ms: None,
+            spacing: crate::policy::adaptive::SPACING,
             random: 0.5,
         }
     }
@@ -89,10 +91,14 @@ fn first_sighting_then_no_change_then_final() {
     let done = observe(&mut job, &view(Status::Success), &f.context(S(30), true));
     assert_eq!(names(&done), [format!("{JOB_TRANSITION}:SUCCESS")]);
     assert_eq!(done.next, Next::Finish);
-    let (service, job_type, ms) = done.duration.clone().unwrap();
-    assert_eq!(service, crate::job::Service::Evs);
-    assert_eq!(&*job_type, "createVolume");
-    assert_eq!(ms, 28_000);
+    assert_eq!(done.durations.len(), 1);
+    let learned = &done.durations[0];
+    assert_eq!(learned.service, crate::job::Service::Evs);
+    assert_eq!(learned.job_type, "createVolume");
+    // First seen at work at 2 s, last at 4 s, final at 30 s: the end is
+    // taken halfway between the last two sightings.
+    assert_eq!(learned.duration_ms, 15_000);
+    assert_eq!(learned.source, crate::policy::server_time::Source::Sighting);
     assert_eq!(job.record.polls, 3);
     assert_eq!(job.record.transitions, 2);
 }

@@ -1,0 +1,179 @@
+//! The real [`Poller`]: reads any job of any configured project through
+//! the one shared [`Client`] (one connection pool, one credential
+//! provider).
+//!
+//! A [`Fleet`] is built from one [`Target`] per project: its name, project
+//! id, region and an endpoint per service. The endpoints are parsed once
+//! ([`Endpoint`]); a poll looks up the key's project and service, asks the
+//! service's adapter for the path and query, sends the signed GET, and
+//! reads the answer with [`read_answer`]. A key naming a project the fleet
+//! does not know, or a service the project has no endpoint for, is an
+//! [`ApiError`] of kind `Client` that names it, without any request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use reqwest::Url;
+
+use super::{PollFuture, Polled, Poller, adapter, read_answer};
+use crate::huaweicloud::client::{Client, ClientError, Endpoint, Request};
+use crate::huaweicloud::error::{ApiError, ErrorKind};
+use crate::job::{JobKey, ProjectName, Service};
+
+/// One project the fleet reads jobs of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The project's name (`default` for `[cloud]`).
+    pub project: ProjectName,
+    /// Its project id, in request paths and `X-Project-Id`.
+    pub project_id: String,
+    /// Its region, for events.
+    pub region: Option<String>,
+    /// The endpoint of each service (the daemon fills every service).
+    pub endpoints: BTreeMap<Service, Url>,
+}
+
+/// Why a fleet could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// Two targets name the same project.
+    #[error("project {0} is listed twice")]
+    DuplicateProject(ProjectName),
+    /// An endpoint is not usable.
+    #[error("project {project}, service {service}: {source}")]
+    Endpoint {
+        /// The project.
+        project: ProjectName,
+        /// The service.
+        service: Service,
+        /// What is wrong with its endpoint.
+        source: ClientError,
+    },
+}
+
+/// Reads jobs of every service of every project through one client.
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client,
+    projects: HashMap<ProjectName, Prepared>,
+}
+
+/// A target with its endpoints parsed, by service.
+#[derive(Debug)]
+struct Prepared {
+    target: Target,
+    endpoints: [Option<Endpoint>; Service::ALL.len()],
+}
+
+/// The position of a service in [`Service::ALL`].
+fn slot(service: Service) -> usize {
+    Service::ALL
+        .iter()
+        .position(|known| *known == service)
+        .unwrap_or_default()
+}
+
+impl Fleet {
+    /// Builds the fleet; no I/O happens here.
+    pub fn new(client: Client, targets: Vec<Target>) -> Result<Fleet, FleetError> {
+        let mut projects = HashMap::with_capacity(targets.len());
+        for target in targets {
+            let mut endpoints: [Option<Endpoint>; Service::ALL.len()] = Default::default();
+            for (&service, url) in &target.endpoints {
+                let endpoint = Endpoint::new(url).map_err(|source| FleetError::Endpoint {
+                    project: target.project.clone(),
+                    service,
+                    source,
+                })?;
+                endpoints[slot(service)] = Some(endpoint);
+            }
+            let name = target.project.clone();
+            if projects
+                .insert(name.clone(), Prepared { target, endpoints })
+                .is_some()
+            {
+                return Err(FleetError::DuplicateProject(name));
+            }
+        }
+        Ok(Fleet {
+            inner: Arc::new(Inner { client, projects }),
+        })
+    }
+
+    /// The shared client.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The target of a project, when the fleet has it.
+    pub fn target(&self, project: &ProjectName) -> Option<&Target> {
+        self.inner
+            .projects
+            .get(project)
+            .map(|prepared| &prepared.target)
+    }
+
+    /// Reads one job: its project's endpoint for its service, the
+    /// service's adapter, one signed GET.
+    pub async fn read(&self, key: &JobKey) -> Result<Polled, ApiError> {
+        let Some(prepared) = self.inner.projects.get(&key.project) else {
+            return Err(ApiError::transport(
+                ErrorKind::Client,
+                format!("job {key}: unknown project {:?}", key.project.as_str()),
+            ));
+        };
+        let Some(endpoint) = &prepared.endpoints[slot(key.service)] else {
+            return Err(ApiError::transport(
+                ErrorKind::Client,
+                format!(
+                    "job {key}: project {:?} has no endpoint for service {}",
+                    key.project.as_str(),
+                    key.service
+                ),
+            ));
+        };
+        let adapter = adapter(key.service);
+        let project_id = prepared.target.project_id.as_str();
+        let query = adapter.query(project_id, key.id.as_str());
+        let request = Request {
+            query: &query.query,
+            ..Request::get(
+                endpoint,
+                &query.path,
+                Some(project_id),
+                adapter.max_body_bytes(),
+            )
+        };
+        let answer = self.inner.client.send(&request).await?;
+        let view = read_answer(
+            adapter,
+            answer.status,
+            answer.headers(),
+            &answer.body,
+            SystemTime::now(),
+        )?;
+        Ok(Polled {
+            view,
+            server_now_ms: answer.server_now_ms,
+        })
+    }
+}
+
+impl Poller for Fleet {
+    fn poll(&self, key: &JobKey) -> PollFuture {
+        let fleet = self.clone();
+        let key = key.clone();
+        Box::pin(async move { fleet.read(&key).await })
+    }
+
+    fn credentials_generation(&self) -> u64 {
+        self.inner.client.credentials().generation()
+    }
+}
