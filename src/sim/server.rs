@@ -514,11 +514,19 @@ fn fault_response(
                 "The throttling threshold has been reached: policy user over ratelimit,limit:200,time:1 second",
                 request_id,
             );
-            if let Some(value) = rule
-                .retry_after
-                .and_then(|delay| retry_after_value(shared, delay, rule.retry_after_http_date))
-            {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
+            if let Some(delay) = rule.retry_after {
+                let now = shared.clock.wall(shared.clock.elapsed());
+                if let Some(value) = retry_after_value(now, delay, rule.retry_after_http_date) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                // The date form counts from this answer's own `Date`, so a
+                // client that reads both gets the delay exactly.
+                if rule.retry_after_http_date
+                    && let Ok(date) =
+                        HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::from(now)))
+                {
+                    response.headers_mut().insert(header::DATE, date);
+                }
             }
             response
         }
@@ -558,11 +566,15 @@ fn truncated(shared: &Shared, method: &Method, asked: &Asked, request_id: &str) 
     response
 }
 
-/// `Retry-After` as whole seconds (rounded up) or as an HTTP date.
-fn retry_after_value(shared: &Shared, delay: Duration, http_date: bool) -> Option<HeaderValue> {
+/// `Retry-After` as whole seconds (rounded up) or as the HTTP date `delay`
+/// after `now`.
+fn retry_after_value(
+    now: chrono::DateTime<chrono::Utc>,
+    delay: Duration,
+    http_date: bool,
+) -> Option<HeaderValue> {
     let text = if http_date {
-        let at = shared.clock.wall(shared.clock.elapsed() + delay);
-        httpdate::fmt_http_date(SystemTime::from(at))
+        httpdate::fmt_http_date(SystemTime::from(timeline::wall_time(now, delay)))
     } else {
         let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
         seconds.to_string()
