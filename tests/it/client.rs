@@ -280,6 +280,7 @@ fn fleet(base_url: &str, key: Key, request_timeout: Duration) -> Fleet {
     let settings = HttpSettings {
         request_timeout,
         ca_file: None,
+        ..HttpSettings::default()
     };
     let client = Client::build(&settings, credentials(key)).expect("the client builds");
     let targets = vec![
@@ -707,7 +708,11 @@ macro_rules! throttled_answer {
 #[tokio::test]
 async fn retry_after_values_are_exact() {
     let cases: [(&str, &'static str, Option<Duration>); 7] = [
-        ("seconds", throttled_answer!("7"), Some(Duration::from_secs(7))),
+        (
+            "seconds",
+            throttled_answer!("7"),
+            Some(Duration::from_secs(7)),
+        ),
         ("zero", throttled_answer!("0"), Some(Duration::ZERO)),
         (
             "a fraction",
@@ -1100,6 +1105,7 @@ async fn unknown_projects_and_services_are_client_errors() {
     let settings = HttpSettings {
         request_timeout: GENEROUS,
         ca_file: None,
+        ..HttpSettings::default()
     };
     let client = Client::build(&settings, credentials(PLAIN)).expect("the client builds");
     let only_ecs = Target {
@@ -1164,6 +1170,7 @@ async fn ca_file_adds_trusted_roots() {
     let settings = HttpSettings {
         request_timeout: GENEROUS,
         ca_file: Some(good),
+        ..HttpSettings::default()
     };
     let client = Client::build(&settings, credentials(PLAIN)).expect("a PEM bundle is accepted");
     let sim = simulator("").await;
@@ -1186,6 +1193,7 @@ async fn ca_file_adds_trusted_roots() {
         let settings = HttpSettings {
             request_timeout: GENEROUS,
             ca_file: Some(path),
+            ..HttpSettings::default()
         };
         match Client::build(&settings, credentials(PLAIN)) {
             Err(error @ ClientError::CaFile { .. }) => {
@@ -1198,6 +1206,7 @@ async fn ca_file_adds_trusted_roots() {
     let missing = HttpSettings {
         request_timeout: GENEROUS,
         ca_file: Some(directory.path().join("missing.pem")),
+        ..HttpSettings::default()
     };
     assert!(Client::build(&missing, credentials(PLAIN)).is_err());
 }

@@ -2,6 +2,7 @@
 
 mod budget;
 mod client;
+mod client_signing;
 mod commands;
 mod daemon;
 mod harness;
