@@ -504,7 +504,24 @@ fn transport_failure(error: reqwest::Error) -> ApiError {
     } else {
         ErrorKind::Connect
     };
-    ApiError::transport(kind, describe(&error))
+    ApiError {
+        closed_before_answer: closed_before_answer(&error),
+        ..ApiError::transport(kind, describe(&error))
+    }
+}
+
+/// Whether the connection was closed before any answer arrived (hyper's
+/// "connection closed before message completed"), as when a server closes
+/// an idle keep-alive connection just as the client reuses it.
+fn closed_before_answer(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The error and its causes in one line, without the URL.

@@ -1210,3 +1210,29 @@ async fn ca_file_adds_trusted_roots() {
     };
     assert!(Client::build(&missing, credentials(PLAIN)).is_err());
 }
+
+/// A server that reads the request and closes without a word, as a
+/// gateway does to an idle keep-alive connection at the moment it is
+/// reused: a `Connect` error marked `closed_before_answer`, which the
+/// scheduler sends again at once. A refused connection is not so marked.
+#[tokio::test]
+async fn a_connection_closed_before_the_answer_is_marked() {
+    let addr = raw_server(RawAnswer::Verbatim("")).await;
+    let error = fleet(&format!("http://{addr}"), PLAIN, GENEROUS)
+        .read(&key(JOB))
+        .await
+        .expect_err("no answer");
+    assert_eq!(error.kind, ErrorKind::Connect, "{error}");
+    assert!(error.closed_before_answer, "{error}");
+
+    let held = tokio::net::TcpSocket::new_v4().expect("a socket");
+    held.bind((Ipv4Addr::LOCALHOST, 0).into())
+        .expect("a free port");
+    let refused = held.local_addr().expect("bound");
+    let error = fleet(&format!("http://{refused}"), PLAIN, GENEROUS)
+        .read(&key(JOB))
+        .await
+        .expect_err("nothing listens");
+    assert_eq!(error.kind, ErrorKind::Connect, "{error}");
+    assert!(!error.closed_before_answer, "{error}");
+}
