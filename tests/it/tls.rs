@@ -140,13 +140,14 @@ fn check_ten_seconds_apart(events: &[&Value], key: &str) -> BTreeMap<String, usi
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn tls_the_daemon_watches_jobs_over_https_with_a_private_ca() {
+async fn tls_the_daemon_watches_jobs_over_https_with_a_private_ca_in_ca_file() {
     let ca = TestCa::new("trusted");
     let sim = sim_with(&jobs(&[("tls-1", "2s"), ("tls-2", "3s")]), ca.https()).await;
     assert!(sim.base_url().starts_with("https://127.0.0.1:"));
+    // `cloud.ca_file` adds the private CA to the platform's roots.
     let setup = Setup::new(&sim)
         .watch(&["tls-1", "tls-2"])
-        .env("SSL_CERT_FILE", ca.ca_path());
+        .set("cloud.ca_file", ca.ca_path());
     let mut daemon = setup.start().await;
     for id in ["tls-1", "tls-2"] {
         daemon.await_event(&Match::transition(id, "SUCCESS")).await;
@@ -178,7 +179,7 @@ async fn tls_an_untrusted_certificate_is_refused_naming_the_tls_failure() {
     .await;
     let setup = Setup::new(&sim)
         .watch(&ids)
-        .env("SSL_CERT_FILE", trusted.ca_path());
+        .set("cloud.ca_file", trusted.ca_path());
     let mut daemon = setup.start().await;
     let connect = Match::event("api.error").with("error_type", "connect");
     let error = daemon.await_event(&connect).await;
@@ -322,7 +323,8 @@ async fn tls_https_proxy_is_used_and_no_proxy_bypasses_it() {
     let proxy = ConnectProxy::start().await;
     let sim_addr = sim.addr().to_string();
 
-    // Through the proxy.
+    // Through the proxy; the CA this time in `SSL_CERT_FILE`, which works
+    // beside `cloud.ca_file`.
     let setup = Setup::new(&sim)
         .watch(&["proxied-1"])
         .env("SSL_CERT_FILE", ca.ca_path())
