@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
         request_id: request_id.as_deref(),
         retry_after: retry_after.as_deref(),
     };
-    match error::classify_legacy(status, headers, body, now) {
+    match ecs_jobwatch::services::legacy::classify_ecs(status, headers, body, now) {
         Ok(job) => assert!(job.status.is_some()),
         Err(error) => {
             assert_eq!(error.http_status, Some(status));

@@ -16,8 +16,10 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::daemon::{self, Control, RunOptions};
+use crate::job::Service;
 use crate::output::event::{self, Event};
 use crate::output::log;
+use crate::services;
 use crate::sim::{self, Scenario};
 
 /// The demo's scenario.
@@ -66,16 +68,22 @@ async fn demo() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("the demo scenario has no credential"))?
         .clone();
     let project_id = scenario.project_id.clone().unwrap_or_default();
+    // (the job as the watch list names it, its type, when it ends)
     let jobs: Vec<(String, String, Duration)> = scenario
         .jobs
         .iter()
         .map(|job| {
+            let adapter = services::adapter(job.service);
             let done = job
                 .timeline
                 .iter()
-                .find(|entry| crate::job::Status::parse(&entry.status).is_final())
+                .find(|entry| adapter.status(&entry.status).is_final())
                 .map_or(Duration::ZERO, |entry| entry.at);
-            (job.id.clone(), job.job_type.clone(), done)
+            let key = match job.service {
+                Service::Ecs => job.id.clone(),
+                service => format!("{service}:{}", job.id),
+            };
+            (key, job.job_type.clone(), done)
         })
         .collect();
 
@@ -87,7 +95,7 @@ async fn demo() -> anyhow::Result<()> {
     let ids: Vec<String> = jobs.iter().map(|(id, _, _)| format!("\"{id}\"")).collect();
     let config_text = format!(
         r#"[cloud]
-endpoint = "{endpoint}"
+endpoint = "{endpoint}/{{service}}"
 project_id = "{project_id}"
 
 [credentials]
@@ -191,7 +199,7 @@ format = "text"
 
     println!();
     println!(
-        "{:<34} {:<18} {:<9} {:>5} {:>10}",
+        "{:<42} {:<24} {:<9} {:>5} {:>10}",
         "JOB", "JOB TYPE", "FINAL", "POLLS", "DETECTED"
     );
     let outcomes = outcomes.lock().map(|o| o.clone()).unwrap_or_default();
@@ -203,7 +211,7 @@ format = "text"
             .map(|at| format!("+{:.1} s", at.saturating_sub(*done).as_secs_f64()))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<34} {:<18} {:<9} {:>5} {:>10}",
+            "{:<42} {:<24} {:<9} {:>5} {:>10}",
             id,
             job_type,
             outcome.final_status.as_deref().unwrap_or("(none)"),

@@ -7,7 +7,7 @@
 //! header), a path below the endpoint's own path, query pairs and a body;
 //! [`Client::send`] returns the [`Answer`] (status, headers, body) or the
 //! transport failure as an [`ApiError`]. What an answer means is decided
-//! by [`super::error`] and the service's adapter in `crate::services`.
+//! by [`super::error`] and the service's adapter (`src/services/`).
 //!
 //! TLS is rustls with the platform's verifier, as reqwest sets it up;
 //! `cloud.ca_file` adds the certificates of a PEM bundle to the trusted

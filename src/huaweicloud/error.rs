@@ -517,12 +517,5 @@ fn truncate(text: &str, max_chars: usize) -> String {
     }
 }
 
-/// Classification before this module knew services: ECS's not-found rule
-/// and the ECS body model of `crate::services::ecs`. Kept so that callers
-/// written against it go on compiling while they move to
-/// `crate::services::read_answer`; it is the one place this module reaches
-/// up into `services`, and goes with those callers.
-pub use crate::services::legacy::classify_ecs as classify_legacy;
-
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! Talking to Huawei Cloud: request signing (SDK-HMAC-SHA256), the
 //! credential chain, the HTTP client and the classification of answers.
 //! Nothing here knows a particular service's job API; see
-//! `crate::services` for those.
+//! `src/services/` for those.
 
 pub mod client;
 pub mod credentials;

@@ -19,7 +19,7 @@ use ecs_jobwatch::huaweicloud::client::{Client, ClientConfig};
 use ecs_jobwatch::huaweicloud::credentials::{
     CredentialProvider, CredentialsConfig, Environment, Source,
 };
-use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders, ErrorKind};
+use ecs_jobwatch::huaweicloud::error::{AnswerHeaders, ErrorKind};
 use ecs_jobwatch::job::id::{JobId, JobIdError};
 use ecs_jobwatch::job::{JobKey, ProjectName};
 use ecs_jobwatch::services::ecs::{self as model, JobStatus};
@@ -230,13 +230,15 @@ fn job_id_of_ten_thousand_characters() {
 
     let now = SystemTime::UNIX_EPOCH;
     let headers = AnswerHeaders::default();
-    let job = error::classify_legacy(200, headers, body.as_bytes(), now).expect("a 200 job body");
+    let job = ecs_jobwatch::services::legacy::classify_ecs(200, headers, body.as_bytes(), now)
+        .expect("a 200 job body");
     assert_eq!(job.status, Some(JobStatus::Running));
 
     // An error body whose message is 10,000 characters is cut to its first
     // 200 characters (not bytes: these are two bytes each) and an ellipsis.
     let refusal = format!(r#"{{"error":{{"code":"Ecs.0103","message":"{wide}"}}}}"#);
-    let error = error::classify_legacy(404, headers, refusal.as_bytes(), now).expect_err("a 404");
+    let error = ecs_jobwatch::services::legacy::classify_ecs(404, headers, refusal.as_bytes(), now)
+        .expect_err("a 404");
     assert_eq!(error.kind, ErrorKind::NotFound);
     assert_eq!(error.message, format!("{}…", "é".repeat(200)));
     // A message of exactly 200 characters is kept whole.
@@ -244,7 +246,8 @@ fn job_id_of_ten_thousand_characters() {
         r#"{{"error_code":"APIGW.0301","error_msg":"{}"}}"#,
         "a".repeat(200)
     );
-    let error = error::classify_legacy(401, headers, exact.as_bytes(), now).expect_err("a 401");
+    let error = ecs_jobwatch::services::legacy::classify_ecs(401, headers, exact.as_bytes(), now)
+        .expect_err("a 401");
     assert_eq!(error.message, "a".repeat(200));
 }
 

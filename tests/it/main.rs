@@ -5,6 +5,7 @@ mod client;
 mod client_signing;
 mod commands;
 mod daemon;
+mod family;
 mod harness;
 mod hostile;
 mod metrics;

@@ -100,7 +100,7 @@ proptest! {
             request_id: request_id.as_deref(),
             retry_after: retry_after.as_deref(),
         };
-        let _ = error::classify_legacy(status, headers, &body, now);
+        let _ = ecs_jobwatch::services::legacy::classify_ecs(status, headers, &body, now);
     }
 
     #[test]

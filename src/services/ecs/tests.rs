@@ -285,7 +285,8 @@ mod legacy_model {
 
     #[test]
     fn legacy_classification() {
-        use crate::huaweicloud::error::{AnswerHeaders, ErrorKind, classify_legacy};
+        use crate::huaweicloud::error::{AnswerHeaders, ErrorKind};
+        use crate::services::legacy::classify_ecs as classify_legacy;
         use std::time::SystemTime;
         let now = SystemTime::UNIX_EPOCH;
         let headers = AnswerHeaders::default();
