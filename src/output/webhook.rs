@@ -8,7 +8,8 @@
 //! `webhook-signature` (see [`crate::output::signing`]). A 2xx answer is
 //! delivery. Any other answer, a timeout or a refused connection is a
 //! failure retried by [`crate::output::delivery`]; a `Retry-After` on the
-//! answer (seconds, or an HTTP date) sets when the next attempt is made.
+//! answer (seconds, or an HTTP date, counted from the answer's `Date`)
+//! sets when the next attempt is made.
 //! Redirects are not followed (a receiver that moved must be configured
 //! anew).
 
@@ -184,11 +185,19 @@ impl Transport for Webhook {
         match self.request(row, timestamp).send().await {
             Ok(response) if response.status().is_success() => Outcome::Delivered,
             Ok(response) => {
-                let asked = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| retry_after(value, SystemTime::now()));
+                let header = |name| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|value| value.to_str().ok())
+                };
+                // A date counts from the answer's own `Date` when it has
+                // one, so a receiver's clock skew does not matter.
+                let now = header(reqwest::header::DATE)
+                    .and_then(|date| httpdate::parse_http_date(date).ok())
+                    .unwrap_or_else(SystemTime::now);
+                let asked =
+                    header(reqwest::header::RETRY_AFTER).and_then(|value| retry_after(value, now));
                 Outcome::Failed(Failure {
                     retry_after: asked,
                     ..Failure::new(format!("HTTP {}", response.status().as_u16()))

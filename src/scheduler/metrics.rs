@@ -1,5 +1,5 @@
-//! The scheduler's metrics: the outcome of each call, the events it
-//! announces (transitions by status and service, finished jobs by service
+//! The scheduler's metrics (beside the outcome of each call, counted in
+//! [`super::outcome`]): the events it announces (transitions by status and service, finished jobs by service
 //! and job type), and the gauges recomputed once per tick by walking every
 //! job (jobs by status, the oldest unpaid job by service and job type).
 //!
@@ -12,11 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Scheduler;
-use crate::huaweicloud::error::{ApiError, ErrorKind};
-use crate::job::{JobKey, Service, Status};
+use crate::job::{Service, Status};
 use crate::output::event::{Event, Kind};
-use crate::services::Polled;
-use crate::store::now_ms;
 use crate::telemetry;
 
 /// Counts an announced event: by name, and a transition by its new status
@@ -49,35 +46,6 @@ pub(super) fn export_known_job_types<'a>(known: impl Iterator<Item = (Service, &
 }
 
 impl Scheduler {
-    /// Metrics and readiness timestamps of one answer.
-    pub(super) fn count_outcome(&self, key: &JobKey, result: &Result<Polled, ApiError>) {
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(error) => error.kind.error_type(),
-        };
-        let service = key.service.as_str();
-        ::metrics::counter!(telemetry::POLLS, "outcome" => outcome, "service" => service)
-            .increment(1);
-        let wall = now_ms();
-        match result {
-            Err(error) if matches!(error.kind, ErrorKind::Auth | ErrorKind::Forbidden) => {
-                self.stats
-                    .last_auth_failure_ms
-                    .store(wall, Ordering::Relaxed);
-            }
-            // No answer arrived (timeout, connection): it says nothing.
-            Err(error) if error.http_status.is_none() && error.kind != ErrorKind::Decode => {}
-            _ => self.stats.last_answer_ms.store(wall, Ordering::Relaxed),
-        }
-        if let Err(error) = result
-            && error.kind != ErrorKind::NotFound
-        {
-            let error_type = error.kind.error_type();
-            ::metrics::counter!(telemetry::API_ERRORS, "error_type" => error_type).increment(1);
-            self.stats.note_error(error_type, wall);
-        }
-    }
-
     /// Counting by status walks every job, so it is done once per tick
     /// rather than per poll. The same walk finds, per service and job type,
     /// since when the oldest unpaid job has waited.

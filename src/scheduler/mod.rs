@@ -18,6 +18,7 @@ pub mod clock;
 mod dispatch;
 mod metrics;
 pub mod observe;
+mod outcome;
 mod permits;
 pub mod queue;
 pub mod tracked;
@@ -188,6 +189,9 @@ struct Scheduler {
     dormant: HashMap<JobKey, Tracked>,
     /// Jobs that are done: never polled or announced again.
     finished: HashSet<JobKey>,
+    /// Jobs whose last call met a connection closed before the answer and
+    /// was made again at once.
+    resent: HashSet<JobKey>,
     queue: Queue,
     clock: WallClock,
     load: LoadMeter,
@@ -244,6 +248,7 @@ impl Scheduler {
             jobs: HashMap::new(),
             dormant: HashMap::new(),
             finished: HashSet::new(),
+            resent: HashSet::new(),
             queue: Queue::new(now),
             clock: WallClock::new(now, wall),
             load: LoadMeter::new(),
@@ -471,6 +476,9 @@ impl Scheduler {
             return;
         }
         tracked.in_flight = false;
+        if self.resend_closed(&key, &result, now) {
+            return;
+        }
         self.count_outcome(&key, &result);
         match result {
             Ok(polled) => {
@@ -625,6 +633,7 @@ impl Scheduler {
             self.writes.push(Write::Job(record));
         }
         self.poll_writes.remove(&key);
+        self.resent.remove(&key);
         self.finished.insert(key);
         self.update_counts();
     }

@@ -2,6 +2,7 @@
 
 mod budget;
 mod client;
+mod client_signing;
 mod commands;
 mod daemon;
 mod family;
@@ -14,8 +15,9 @@ mod properties;
 mod real_systemd;
 mod reliability;
 mod restart;
+mod sdk;
 mod smn;
 mod systemd;
-mod tools;
+mod tls;
 mod vectors;
 mod webhook;

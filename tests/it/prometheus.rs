@@ -6,9 +6,9 @@
 //! chooses. And every query of `contrib/grafana/ecs-jobwatch.json` names a
 //! metric that a scrape of the daemon really has.
 //!
-//! Where the packages are missing the end-to-end test prints one SKIPPED
-//! line; under `CI` or `REQUIRE_TOOLS=1` it fails instead (`.ci/run`
-//! installs them).
+//! Where the packages are missing the end-to-end test skips with one line
+//! (`harness::require_command`); under `CI` or `REQUIRE_TOOLS=1` it fails
+//! instead (`.ci/run` installs them).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -22,8 +22,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::harness::{Daemon, Match, Setup, sim};
-use crate::tools;
+use crate::harness::{self, Daemon, Match, Setup, sim};
 
 /// How long Prometheus and Alertmanager may take to start and fire.
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
@@ -81,11 +80,10 @@ async fn receive(State(received): State<Received>, Json(body): Json<Value>) -> &
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_job_alerts_through_prometheus_and_alertmanager() {
-    let test = "prometheus::a_failed_job_alerts_through_prometheus_and_alertmanager";
-    let install = "apt-get install prometheus prometheus-alertmanager; .ci/run does";
-    let missing = tools::program("prometheus", install)
-        .or_else(|| tools::program("prometheus-alertmanager", install));
-    if !tools::available(test, missing) {
+    let needed = "Debian's prometheus and prometheus-alertmanager (.ci/run installs them)";
+    if !harness::require_command("prometheus", &["--version"], needed)
+        || !harness::require_command("prometheus-alertmanager", &["--version"], needed)
+    {
         return;
     }
     let started = Instant::now();
