@@ -266,7 +266,7 @@ async fn wait(
                     follower.dir.display()
                 );
                 match &mut polling {
-                    Some(polling) => polling.extend(gone),
+                    Some(polling) => polling.extend(gone, &list),
                     None => match Polling::start(config, env, &list, gone, durations.clone(), sender.clone()).await {
                         Ok(started) => polling = Some(started),
                         Err((code, message)) => return failed(code, message),
@@ -377,10 +377,12 @@ impl Polling {
         Ok(Polling { handle, jobs })
     }
 
-    /// Polls more jobs.
-    fn extend(&mut self, keys: Vec<JobKey>) {
-        self.jobs
-            .extend(keys.into_iter().map(|key| (key, Labels::new())));
+    /// Polls more jobs, with their labels from the watch list.
+    fn extend(&mut self, keys: Vec<JobKey>, list: &WatchList) {
+        self.jobs.extend(keys.into_iter().map(|key| {
+            let labels = list.get(&key).cloned().unwrap_or_default();
+            (key, labels)
+        }));
         self.handle
             .send(Command::WatchList(self.jobs.iter().cloned().collect()));
     }
