@@ -89,6 +89,7 @@ pub async fn connect(config: &Config, env: &Environment) -> Result<Account, Daem
     let settings = HttpSettings {
         request_timeout: config.limits().request_timeout,
         ca_file: config.ca_file().map(Into::into),
+        clock: None,
     };
     let client = Client::build(&settings, provider.clone())
         .map_err(|error| DaemonError::Config(format!("cloud: {error}")))?;

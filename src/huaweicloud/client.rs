@@ -41,6 +41,9 @@ pub struct HttpSettings {
     /// A PEM bundle of certificates trusted beside the platform's roots
     /// (`cloud.ca_file`).
     pub ca_file: Option<PathBuf>,
+    /// The clock `X-Sdk-Date` is read from; `None` is the system clock.
+    /// Tests fix it to compare whole signed requests with stored vectors.
+    pub clock: Option<fn() -> chrono::DateTime<chrono::Utc>>,
 }
 
 /// The settings of a client with one default project, read through
@@ -193,6 +196,8 @@ struct Inner {
     credentials: CredentialProvider,
     /// The endpoint and project of [`ClientConfig`], for `get_job`.
     default: Option<(Endpoint, String)>,
+    /// The signing clock ([`HttpSettings::clock`]).
+    clock: fn() -> chrono::DateTime<chrono::Utc>,
 }
 
 impl std::fmt::Debug for Client {
@@ -225,7 +230,7 @@ impl Client {
         let endpoint = Endpoint::new(&config.endpoint)?;
         let settings = HttpSettings {
             request_timeout: config.request_timeout,
-            ca_file: None,
+            ..HttpSettings::default()
         };
         let default = Some((endpoint, config.project_id.clone()));
         Client::assemble(&settings, credentials, default)
@@ -253,6 +258,7 @@ impl Client {
                 http,
                 credentials,
                 default,
+                clock: settings.clock.unwrap_or(chrono::Utc::now),
             }),
         })
     }
@@ -299,7 +305,7 @@ impl Client {
             .iter()
             .map(|(key, value)| (key.to_string(), value.clone()))
             .collect();
-        let headers = signed_headers(request, &path, &query, &credentials, chrono::Utc::now());
+        let headers = signed_headers(request, &path, &query, &credentials, (self.inner.clock)());
         let mut url = endpoint.url.clone();
         url.set_path(&path);
         if !query.is_empty() {
@@ -498,7 +504,24 @@ fn transport_failure(error: reqwest::Error) -> ApiError {
     } else {
         ErrorKind::Connect
     };
-    ApiError::transport(kind, describe(&error))
+    ApiError {
+        closed_before_answer: closed_before_answer(&error),
+        ..ApiError::transport(kind, describe(&error))
+    }
+}
+
+/// Whether the connection was closed before any answer arrived (hyper's
+/// "connection closed before message completed"), as when a server closes
+/// an idle keep-alive connection just as the client reuses it.
+fn closed_before_answer(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The error and its causes in one line, without the URL.

@@ -16,6 +16,7 @@
 
 pub mod clock;
 pub mod observe;
+mod outcome;
 pub mod queue;
 pub mod tracked;
 
@@ -175,6 +176,9 @@ struct Scheduler {
     dormant: HashMap<JobKey, Tracked>,
     /// Jobs that are done: never polled or announced again.
     finished: HashSet<JobKey>,
+    /// Jobs whose last call met a connection closed before the answer and
+    /// was made again at once.
+    resent: HashSet<JobKey>,
     queue: Queue,
     clock: WallClock,
     load: LoadMeter,
@@ -215,6 +219,7 @@ impl Scheduler {
             jobs: HashMap::new(),
             dormant: HashMap::new(),
             finished: HashSet::new(),
+            resent: HashSet::new(),
             queue: Queue::new(now),
             clock: WallClock::new(now, wall),
             load: LoadMeter::new(),
@@ -517,6 +522,9 @@ impl Scheduler {
             return;
         }
         tracked.in_flight = false;
+        if self.resend_closed(&key, &result, now) {
+            return;
+        }
         self.count_outcome(&key, &result);
         match result {
             Ok(polled) => {
@@ -613,35 +621,6 @@ impl Scheduler {
         }
     }
 
-    /// Metrics and readiness timestamps of one answer.
-    fn count_outcome(&self, key: &JobKey, result: &Result<Polled, ApiError>) {
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(error) => error.kind.error_type(),
-        };
-        let service = key.service.as_str();
-        ::metrics::counter!(telemetry::POLLS, "outcome" => outcome, "service" => service)
-            .increment(1);
-        let wall = now_ms();
-        match result {
-            Err(error) if matches!(error.kind, ErrorKind::Auth | ErrorKind::Forbidden) => {
-                self.stats
-                    .last_auth_failure_ms
-                    .store(wall, Ordering::Relaxed);
-            }
-            // No answer arrived (timeout, connection): it says nothing.
-            Err(error) if error.http_status.is_none() && error.kind != ErrorKind::Decode => {}
-            _ => self.stats.last_answer_ms.store(wall, Ordering::Relaxed),
-        }
-        if let Err(error) = result
-            && error.kind != ErrorKind::NotFound
-        {
-            let error_type = error.kind.error_type();
-            ::metrics::counter!(telemetry::API_ERRORS, "error_type" => error_type).increment(1);
-            self.stats.note_error(error_type, wall);
-        }
-    }
-
     fn failed(&mut self, key: JobKey, error: ApiError, now: Instant) {
         // A 404 is an answer about the job, not a failure of the API.
         if error.kind != ErrorKind::NotFound
@@ -693,6 +672,7 @@ impl Scheduler {
             self.writes.push(Write::Job(record));
         }
         self.poll_writes.remove(&key);
+        self.resent.remove(&key);
         self.finished.insert(key);
         self.update_counts();
     }

@@ -498,3 +498,61 @@ async fn learned_durations_place_polls_near_the_likely_end() {
         run.handle.shutdown().await;
     }
 }
+
+fn closed_before_answer() -> Result<JobView, ApiError> {
+    Err(ApiError {
+        closed_before_answer: true,
+        ..ApiError::transport(
+            ErrorKind::Connect,
+            "connection closed before message completed",
+        )
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_closed_before_the_answer_is_resent_at_once_without_an_error() {
+    // The first call of each job meets a connection the server closed.
+    let called = std::sync::Mutex::new(std::collections::HashSet::new());
+    let run = start(&["a", "b"], settings(), move |id, _| {
+        if called.lock().unwrap().insert(id.to_string()) {
+            closed_before_answer()
+        } else {
+            job("RUNNING")
+        }
+    });
+    tokio::time::sleep(S(5)).await;
+    let calls = run.calls();
+    for id in ["a", "b"] {
+        let at: Vec<Duration> = calls
+            .iter()
+            .filter(|(job, _)| job == id)
+            .map(|(_, at)| *at)
+            .collect();
+        // Again at once (the next dispatch turn), not after a backoff.
+        assert!(at.len() >= 2, "{calls:?}");
+        assert!(
+            at[1] - at[0] < Duration::from_millis(100),
+            "{id}: {calls:?}"
+        );
+    }
+    assert!(!run.names().contains(&"api.error".to_string()));
+    run.handle.shutdown().await;
+
+    // Twice in a row is an error like any other.
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let run = start(&["a"], settings(), move |_, _| {
+        if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+            closed_before_answer()
+        } else {
+            job("RUNNING")
+        }
+    });
+    tokio::time::sleep(S(30)).await;
+    assert_eq!(
+        run.names().iter().filter(|n| *n == "api.error").count(),
+        1,
+        "{:?}",
+        run.names()
+    );
+    run.handle.shutdown().await;
+}

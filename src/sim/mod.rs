@@ -22,6 +22,7 @@ mod scenario;
 mod server;
 mod state;
 mod timeline;
+mod tls;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -38,6 +39,7 @@ pub use scenario::{
 };
 pub use server::{FORBIDDEN_CODE, NO_SUCH_API_CODE};
 pub use state::{JobStats, ServiceStats, Stats};
+pub use tls::{ServerOptions, TlsIdentity};
 
 use state::Shared;
 
@@ -48,6 +50,8 @@ use state::Shared;
 #[derive(Debug)]
 pub struct SimHandle {
     addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -59,15 +63,16 @@ impl SimHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, the endpoint to point a client at (ECS's
-    /// job API is served at its root).
+    /// `http://127.0.0.1:PORT` (`https://` when serving HTTPS), the
+    /// endpoint to point a client at (ECS's job API is served at its root).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
-    /// `http://127.0.0.1:PORT/{service}`, the endpoint of one service.
+    /// `http://127.0.0.1:PORT/{service}` (or `https://`), the endpoint of
+    /// one service.
     pub fn service_url(&self, service: crate::job::Service) -> String {
-        format!("http://{}/{service}", self.addr)
+        format!("{}://{}/{service}", self.scheme, self.addr)
     }
 
     /// A copy of the statistics so far.
@@ -117,8 +122,13 @@ impl SimHandle {
     }
 }
 
-/// Binds 127.0.0.1:0 and serves in a background task (for tests).
+/// Binds 127.0.0.1:0 and serves HTTP in a background task (for tests).
 pub async fn spawn(scenario: Scenario) -> anyhow::Result<SimHandle> {
+    spawn_with(scenario, ServerOptions::default()).await
+}
+
+/// Like [`spawn`], with HTTPS or the closing of idle connections.
+pub async fn spawn_with(scenario: Scenario, options: ServerOptions) -> anyhow::Result<SimHandle> {
     let shared = Shared::new(scenario).context("invalid simulator scenario")?;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
@@ -126,29 +136,54 @@ pub async fn spawn(scenario: Scenario) -> anyhow::Result<SimHandle> {
     let addr = listener
         .local_addr()
         .context("cannot read the simulator's address")?;
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    // A bad identity fails here, not in the background task.
+    if let Some(identity) = &options.tls {
+        tls::acceptor(identity)?;
+    }
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async move {
         // A dropped sender stops the server as well.
         let _ = stopped.await;
     };
-    let task = tokio::spawn(server::run(listener, Arc::clone(&shared), shutdown));
+    let task = tokio::spawn(server::run(
+        listener,
+        Arc::clone(&shared),
+        options,
+        shutdown,
+    ));
     Ok(SimHandle {
         addr,
+        scheme,
         shared,
         stop: Some(stop),
         task,
     })
 }
 
-/// Serves on an already bound listener until `shutdown` completes (for the
-/// `sim` subcommand).
+/// Serves HTTP on an already bound listener until `shutdown` completes (for
+/// the `sim` subcommand).
 pub async fn serve(
     listener: TcpListener,
     scenario: Scenario,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(listener, scenario, ServerOptions::default(), shutdown).await
+}
+
+/// Like [`serve`], with HTTPS or the closing of idle connections.
+pub async fn serve_with(
+    listener: TcpListener,
+    scenario: Scenario,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let shared = Shared::new(scenario).context("invalid simulator scenario")?;
-    server::run(listener, shared, shutdown).await
+    server::run(listener, shared, options, shutdown).await
 }
 
 #[cfg(test)]

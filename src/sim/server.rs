@@ -27,6 +27,7 @@ use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -37,6 +38,7 @@ use super::routes::{self, JobTarget};
 use super::scenario::{FaultKind, FaultRule, JobSpec, NotFoundStyle};
 use super::state::{LiveKey, Shared};
 use super::timeline;
+use super::tls::{self, Activity, ServerOptions};
 use crate::job::Service;
 
 /// The largest request body read; job queries have none.
@@ -61,12 +63,16 @@ struct ConnectionAbort(CancellationToken);
 
 /// Accepts connections on `listener` until `shutdown` completes, then
 /// closes idle connections, lets in-flight requests finish, and returns.
+/// `options` add HTTPS and the closing of idle connections.
 pub async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
+    options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let router = router(shared);
+    let acceptor = options.tls.as_ref().map(tls::acceptor).transpose()?;
+    let idle_timeout = options.idle_timeout;
+    let router = router(Arc::clone(&shared));
     let stop = CancellationToken::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -75,7 +81,13 @@ pub async fn run(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, router.clone(), stop.clone()));
+                    let connection = Connection {
+                        router: router.clone(),
+                        shared: Arc::clone(&shared),
+                        stop: stop.clone(),
+                        idle_timeout,
+                    };
+                    connections.spawn(connection.accept(stream, acceptor.clone()));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "simulator: accept failed");
@@ -91,35 +103,84 @@ pub async fn run(
     Ok(())
 }
 
-/// Serves one connection until it ends, a handler aborts it, or `stop`
-/// asks for a graceful close.
-async fn serve_connection(stream: TcpStream, router: Router, stop: CancellationToken) {
-    let abort = CancellationToken::new();
-    let request_abort = abort.clone();
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-        request
-            .extensions_mut()
-            .insert(ConnectionAbort(request_abort.clone()));
-        router.clone().oneshot(request.map(Body::new))
-    });
-    let connection =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(error) = result {
-                tracing::debug!(%error, "simulator: connection ended with an error");
+/// What serving one connection needs.
+struct Connection {
+    router: Router,
+    shared: Arc<Shared>,
+    /// Cancelled when the server stops: a graceful close.
+    stop: CancellationToken,
+    idle_timeout: Option<Duration>,
+}
+
+impl Connection {
+    /// Completes the TLS handshake, when there is one, and serves.
+    async fn accept(self, stream: TcpStream, acceptor: Option<TlsAcceptor>) {
+        self.shared.lock().stats.connections += 1;
+        let Some(acceptor) = acceptor else {
+            return self.serve(TokioIo::new(stream)).await;
+        };
+        match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => self.serve(TokioIo::new(stream)).await,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "simulator: TLS handshake failed");
+                self.shared.lock().stats.tls_handshake_failures += 1;
             }
-            return;
+            Err(_elapsed) => {
+                tracing::debug!("simulator: TLS handshake timed out");
+                self.shared.lock().stats.tls_handshake_failures += 1;
+            }
         }
-        // Returning drops the connection, which closes the socket unanswered.
-        () = abort.cancelled() => return,
-        () = stop.cancelled() => {}
     }
-    connection.as_mut().graceful_shutdown();
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        () = abort.cancelled() => {}
+
+    /// Serves one connection until it ends, a handler aborts it, or it is
+    /// closed gracefully: when the server stops, or when no request has
+    /// been in flight for `idle_timeout`.
+    async fn serve<I>(self, io: TokioIo<I>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let abort = CancellationToken::new();
+        let request_abort = abort.clone();
+        let activity = Activity::default();
+        let requests = activity.clone();
+        let router = self.router;
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(ConnectionAbort(request_abort.clone()));
+            let in_flight = requests.begin();
+            let answer = router.clone().oneshot(request.map(Body::new));
+            async move {
+                let answer = answer.await;
+                drop(in_flight);
+                answer
+            }
+        });
+        let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+        tokio::pin!(connection);
+        let idle = async {
+            match self.idle_timeout {
+                Some(idle) => activity.idle_for(idle).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "simulator: connection ended with an error");
+                }
+                return;
+            }
+            // Returning drops the connection, which closes the socket unanswered.
+            () = abort.cancelled() => return,
+            () = self.stop.cancelled() => {}
+            () = idle => self.shared.lock().stats.connections_closed_idle += 1,
+        }
+        connection.as_mut().graceful_shutdown();
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            () = abort.cancelled() => {}
+        }
     }
 }
 
@@ -453,11 +514,19 @@ fn fault_response(
                 "The throttling threshold has been reached: policy user over ratelimit,limit:200,time:1 second",
                 request_id,
             );
-            if let Some(value) = rule
-                .retry_after
-                .and_then(|delay| retry_after_value(shared, delay, rule.retry_after_http_date))
-            {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
+            if let Some(delay) = rule.retry_after {
+                let now = shared.clock.wall(shared.clock.elapsed());
+                if let Some(value) = retry_after_value(now, delay, rule.retry_after_http_date) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                // The date form counts from this answer's own `Date`, so a
+                // client that reads both gets the delay exactly.
+                if rule.retry_after_http_date
+                    && let Ok(date) =
+                        HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::from(now)))
+                {
+                    response.headers_mut().insert(header::DATE, date);
+                }
             }
             response
         }
@@ -497,11 +566,15 @@ fn truncated(shared: &Shared, method: &Method, asked: &Asked, request_id: &str) 
     response
 }
 
-/// `Retry-After` as whole seconds (rounded up) or as an HTTP date.
-fn retry_after_value(shared: &Shared, delay: Duration, http_date: bool) -> Option<HeaderValue> {
+/// `Retry-After` as whole seconds (rounded up) or as the HTTP date `delay`
+/// after `now`.
+fn retry_after_value(
+    now: chrono::DateTime<chrono::Utc>,
+    delay: Duration,
+    http_date: bool,
+) -> Option<HeaderValue> {
     let text = if http_date {
-        let at = shared.clock.wall(shared.clock.elapsed() + delay);
-        httpdate::fmt_http_date(SystemTime::from(at))
+        httpdate::fmt_http_date(SystemTime::from(timeline::wall_time(now, delay)))
     } else {
         let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
         seconds.to_string()

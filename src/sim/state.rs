@@ -44,6 +44,16 @@ pub struct Stats {
     /// Per service that was asked (`ecs`, `evs`, ...).
     #[serde(default)]
     pub services: BTreeMap<String, ServiceStats>,
+    /// Connections accepted (before any TLS handshake).
+    #[serde(default)]
+    pub connections: u64,
+    /// Connections closed after `idle_timeout` without a request in flight.
+    #[serde(default)]
+    pub connections_closed_idle: u64,
+    /// TLS handshakes that failed or timed out (a client that does not
+    /// trust the certificate, for one).
+    #[serde(default)]
+    pub tls_handshake_failures: u64,
 }
 
 /// What the simulator has seen for one service.

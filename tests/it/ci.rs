@@ -19,7 +19,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::harness::{AK, DEADLINE, Match, Output, PROJECT, SK, Setup, jobs, sim};
+use crate::harness::{
+    AK, DEADLINE, Match, Output, PROJECT, SK, Setup, jobs, require_command, sim, skip,
+};
 
 /// The binary with the harness keys and nothing else in its environment.
 fn binary(args: &[&str]) -> Command {
@@ -254,12 +256,6 @@ async fn add_lists_a_job_once_and_refuses_bad_data_with_65() {
     assert!(output.stderr.contains("watch.dir"), "{output:?}");
 }
 
-/// Whether a test that needs root (and `setpriv`) must fail rather than
-/// skip when it cannot run.
-fn required() -> bool {
-    std::env::var_os("CI").is_some() || std::env::var_os("REQUIRE_TOOLS").is_some_and(|v| v == "1")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn add_from_two_users_of_one_group_with_a_strict_umask() {
     // Two unprivileged users (no passwd entry needed) in one group.
@@ -267,15 +263,14 @@ async fn add_from_two_users_of_one_group_with_a_strict_umask() {
     const USERS: [u32; 2] = [64_201, 64_202];
     const ADDS_EACH: usize = 15;
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let setpriv = std::process::Command::new("setpriv")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !root || !setpriv {
-        let why = format!("needs root (euid 0: {root}) and setpriv (found: {setpriv})");
-        assert!(!required(), "{why}");
-        eprintln!("SKIPPED: {why}");
+    if unsafe { libc::geteuid() } != 0 {
+        skip(
+            "root (to run add as two other users)",
+            "the tests do not run as root",
+        );
+        return;
+    }
+    if !require_command("setpriv", &["--version"], "setpriv (util-linux)") {
         return;
     }
     let sim = sim("").await;

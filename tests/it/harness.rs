@@ -102,9 +102,33 @@ impl Sim {
 
 /// Starts the simulator with the harness credential and `tables`.
 pub async fn sim(tables: &str) -> Sim {
-    let scenario = Scenario::from_toml_str(&scenario_text(tables)).expect("valid test scenario");
+    sim_of(&scenario_text(tables), sim::ServerOptions::default()).await
+}
+
+/// Like [`sim`], serving HTTPS or closing idle connections as `options`
+/// say.
+pub async fn sim_with(tables: &str, options: sim::ServerOptions) -> Sim {
+    sim_of(&scenario_text(tables), options).await
+}
+
+/// A second project the simulator serves beside [`PROJECT`].
+pub const PROJECT_2: &str = "fedcba9876543210fedcba9876543210";
+
+/// Starts the simulator serving [`PROJECT`] and [`PROJECT_2`].
+pub async fn sim_two_projects(tables: &str) -> Sim {
+    sim_of(
+        &format!("project_ids = [\"{PROJECT_2}\"]\n{}", scenario_text(tables)),
+        sim::ServerOptions::default(),
+    )
+    .await
+}
+
+async fn sim_of(text: &str, options: sim::ServerOptions) -> Sim {
+    let scenario = Scenario::from_toml_str(text).expect("valid test scenario");
     let started = Instant::now();
-    let handle = sim::spawn(scenario).await.expect("simulator starts");
+    let handle = sim::spawn_with(scenario, options)
+        .await
+        .expect("simulator starts");
     Sim { handle, started }
 }
 
@@ -495,3 +519,7 @@ pub fn dump(events: &[Value]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+mod skip;
+#[allow(unused_imports)]
+pub use skip::{require, require_command, skip, skip_log, tools_required};
