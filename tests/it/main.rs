@@ -1,6 +1,7 @@
 //! Integration tests: one crate, one module per concern.
 
 mod budget;
+mod ci;
 mod client;
 mod client_signing;
 mod commands;
