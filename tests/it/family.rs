@@ -328,8 +328,10 @@ async fn two_projects_and_three_services_share_one_budget() {
         .await;
 
     // Throttle one project only; every call of both must pause.
+    // Long enough for the throttled jobs' next polls to fall inside it
+    // under the saturated budget (each job is polled about every 4 s).
     let from = sim.elapsed() + Duration::from_millis(300);
-    let until = from + Duration::from_secs(2);
+    let until = from + Duration::from_secs(10);
     let throttled_jobs: Vec<String> = (0..5)
         .map(|i| format!("\"{PROJECT_2}/ecs:b-ecs-{i}\""))
         .collect();
