@@ -192,6 +192,19 @@ impl Setup {
         self
     }
 
+    /// Removes the dotted configuration key `section.key` (and the section,
+    /// once it is empty), as if it had never been set.
+    pub fn unset(mut self, key: &str) -> Setup {
+        let (section, name) = key.split_once('.').expect("a dotted key");
+        if let Some(toml::Value::Table(table)) = self.config.get_mut(section) {
+            table.remove(name);
+            if table.is_empty() {
+                self.config.remove(section);
+            }
+        }
+        self
+    }
+
     /// Sets `watch.jobs`.
     pub fn watch(self, ids: &[&str]) -> Setup {
         let ids: Vec<toml::Value> = ids.iter().map(|id| toml::Value::from(*id)).collect();
@@ -301,7 +314,7 @@ impl Setup {
         let pid = child.id().expect("a running child has a pid");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut stderr = child.stderr.take().expect("piped stderr");
-        let (sender, lines) = mpsc::unbounded_channel();
+        let (sender, incoming) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             // Bytes, not `read_line`: a line that is not UTF-8 is one more
             // bad line, not the end of reading (and of the test's view).
@@ -328,8 +341,9 @@ impl Setup {
             _dir: self.dir.clone(),
             child,
             pid,
-            lines,
+            incoming,
             events: Vec::new(),
+            lines: Vec::new(),
             bad_lines: Vec::new(),
             notify,
             datagrams: Vec::new(),
@@ -440,9 +454,12 @@ pub struct Daemon {
     _dir: Arc<TempDir>,
     child: Child,
     pid: u32,
-    lines: mpsc::UnboundedReceiver<String>,
+    incoming: mpsc::UnboundedReceiver<String>,
     /// Every stdout line that parsed as a JSON object, in order.
     pub events: Vec<Value>,
+    /// The text of each of `events` as printed (without its line end):
+    /// `lines[i]` is the line `events[i]` was parsed from.
+    pub lines: Vec<String>,
     /// Every stdout line that did not (with its line end, if any).
     pub bad_lines: Vec<String>,
     notify: Option<notify::Listener>,
@@ -472,15 +489,19 @@ impl Daemon {
     }
 
     fn take(&mut self, line: String) {
-        match serde_json::from_str::<Value>(line.trim_end_matches('\n')) {
-            Ok(value) if value.is_object() => self.events.push(value),
+        let text = line.trim_end_matches('\n');
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) if value.is_object() => {
+                self.lines.push(text.to_string());
+                self.events.push(value);
+            }
             _ => self.bad_lines.push(line),
         }
     }
 
     /// The next line, or `None` once stdout is closed or at `deadline`.
     async fn next_line(&mut self, deadline: Instant) -> Option<String> {
-        tokio::time::timeout_at(deadline, self.lines.recv())
+        tokio::time::timeout_at(deadline, self.incoming.recv())
             .await
             .ok()
             .flatten()
@@ -626,6 +647,7 @@ impl Daemon {
         Finished {
             code: status.code(),
             events: self.events,
+            lines: self.lines,
             bad_lines: self.bad_lines,
             datagrams: self.datagrams,
             stderr,
@@ -659,6 +681,8 @@ pub struct Finished {
     pub code: Option<i32>,
     /// Every JSON line of stdout.
     pub events: Vec<Value>,
+    /// The text of each of `events` as printed (without its line end).
+    pub lines: Vec<String>,
     /// Every other line of stdout.
     pub bad_lines: Vec<String>,
     /// Every datagram on the notify socket, in order (empty without one).
