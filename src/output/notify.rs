@@ -89,12 +89,14 @@ pub fn load(
 pub fn filters(config: &Config) -> Vec<SinkFilter> {
     let webhooks = config.webhooks().iter().map(|settings| SinkFilter {
         sink: settings.name.clone(),
+        target: settings.url.to_string(),
         format: BodyFormat::Json,
         events: settings.events.clone(),
         statuses: settings.statuses.clone(),
     });
     let topics = config.smn().iter().map(|settings| SinkFilter {
         sink: settings.name.clone(),
+        target: settings.topic_urn.as_str().to_string(),
         format: BodyFormat::SmnPublish,
         events: settings.events.clone(),
         statuses: settings.statuses.clone(),
@@ -142,7 +144,9 @@ pub fn reconcile(db: &Path, plans: &[SinkPlan]) -> Result<(usize, usize), String
             } else {
                 format!("the sink is no longer configured; last error: {error}")
             };
-            delivery::announce_dropped(&key, &key, &row, &error);
+            // Rows of the release before were keyed by the webhook's URL.
+            let target = row.target.clone().unwrap_or_else(|| key.clone());
+            delivery::announce_dropped(&key, &target, &row, &error);
             dropped += 1;
         }
     }
@@ -237,6 +241,7 @@ mod tests {
         ] {
             let queued = Queued {
                 sink: sink.to_string(),
+                target: "https://a.example.com/hook".to_string(),
                 event_id: event_id.to_string(),
                 body: "{}".to_string(),
                 created_at: 1,

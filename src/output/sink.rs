@@ -27,6 +27,8 @@ pub enum BodyFormat {
 pub struct SinkFilter {
     /// The sink's key in the outbox.
     pub sink: String,
+    /// Where it delivers (a webhook's URL, a topic's URN), kept on its rows.
+    pub target: String,
     /// What its rows carry.
     pub format: BodyFormat,
     /// Event names taken.
@@ -73,6 +75,7 @@ pub fn outbox_writes(
             };
             Write::Outbox(Queued {
                 sink: filter.sink.clone(),
+                target: filter.target.clone(),
                 event_id: event_id.to_string(),
                 body,
                 created_at: now_ms,
@@ -115,6 +118,7 @@ mod tests {
 
     fn filter(events: &[&str], statuses: &[&str]) -> SinkFilter {
         SinkFilter {
+            target: "https://s.example.com/".into(),
             sink: "s".into(),
             format: BodyFormat::Json,
             events: events.iter().map(|s| s.to_string()).collect(),

@@ -16,6 +16,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 pub struct Queued {
     /// The sink's key in the outbox.
     pub sink: String,
+    /// Where the sink delivers: a webhook's URL, an SMN topic's URN.
+    pub target: String,
     /// The event's `event_id`; a sink gets each fact once.
     pub event_id: String,
     /// The request body: the event's JSON line.
@@ -27,14 +29,15 @@ pub struct Queued {
 /// Queues a row unless the sink already has this fact.
 pub fn queue(tx: &Transaction<'_>, queued: &Queued) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO outbox (sink, event_id, body, created_at, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)",
+        "INSERT OR IGNORE INTO outbox (sink, event_id, body, created_at, next_attempt_at, target)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
     )?
     .execute(params![
         queued.sink,
         queued.event_id,
         queued.body,
-        queued.created_at
+        queued.created_at,
+        queued.target
     ])?;
     Ok(())
 }
@@ -56,6 +59,9 @@ pub struct Row {
     pub next_attempt_at: i64,
     /// What the last attempt said.
     pub last_error: Option<String>,
+    /// Where its sink delivers, when the row says (rows queued before
+    /// this was kept say nothing; their key was a webhook's URL).
+    pub target: Option<String>,
 }
 
 /// One sink's connection to the outbox. Calls run on the blocking pool.
@@ -84,6 +90,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         attempts: row.get::<_, i64>(4)?.max(0) as u64,
         next_attempt_at: row.get(5)?,
         last_error: row.get(6)?,
+        target: row.get(7)?,
     })
 }
 
@@ -126,7 +133,7 @@ impl Outbox {
     pub async fn head(&self) -> Result<Option<Row>, String> {
         self.call(|conn, sink| {
             conn.prepare_cached(
-                "SELECT id, event_id, body, created_at, attempts, next_attempt_at, last_error
+                "SELECT id, event_id, body, created_at, attempts, next_attempt_at, last_error, target
                  FROM outbox WHERE sink = ?1 ORDER BY id LIMIT 1",
             )?
             .query_row([sink], read_row)
@@ -189,7 +196,7 @@ pub fn take_sink(conn: &mut Connection, sink: &str) -> rusqlite::Result<Vec<Row>
     let tx = conn.transaction()?;
     let rows = {
         let mut statement = tx.prepare(
-            "SELECT id, event_id, body, created_at, attempts, next_attempt_at, last_error
+            "SELECT id, event_id, body, created_at, attempts, next_attempt_at, last_error, target
              FROM outbox WHERE sink = ?1 ORDER BY id",
         )?;
         let rows = statement.query_map([sink], read_row)?;

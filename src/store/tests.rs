@@ -253,6 +253,7 @@ fn outbox(store: &Store) -> Vec<(String, String, String, i64, i64)> {
 fn queue(sink: &str, event_id: &str, body: &str, at: i64) -> Write {
     Write::Outbox(Queued {
         sink: sink.into(),
+        target: format!("https://{sink}.example.com/"),
         event_id: event_id.into(),
         body: body.into(),
         created_at: at,

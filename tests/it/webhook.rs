@@ -804,6 +804,9 @@ async fn a_sink_removed_from_the_configuration_gives_up_its_events() {
     assert_eq!(dropped_ids, expected_ids, "{}", dump(&second.events));
     for line in &dropped {
         assert_eq!(line["sink"], DEFAULT_SINK, "{line}");
+        // The configuration no longer says where the sink delivered; its
+        // rows do.
+        assert_eq!(line["url"], receiver.url.as_str(), "{line}");
         assert_eq!(line["level"], "ERROR", "{line}");
     }
     // The oldest was tried and refused; the others waited behind it.
