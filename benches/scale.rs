@@ -12,7 +12,9 @@
 //!
 //! `cargo bench --bench scale` runs it (about a minute); `-- --jobs N`
 //! changes the count. Under `cargo test --all-targets` it only smoke-runs
-//! with 1,000 jobs.
+//! with 1,000 jobs. Either way it exits 1 when the work did not happen:
+//! no `READY=1`, no resident memory read, or a reload that was not seen to
+//! apply the new list (`jobs_tracked` other than the distinct count).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -213,6 +215,10 @@ fn main() {
         baseline.hwm_kib as f64 / 1024.0
     );
     let variants: &[bool] = if full { &[false, true] } else { &[false] };
+    let mut failures = Vec::new();
+    if baseline.rss_kib == 0 {
+        failures.push("the baseline daemon's memory could not be read".to_string());
+    }
     for &with_labels in variants {
         let measured = run(&sim, jobs, with_labels, settle);
         let per_job =
@@ -223,6 +229,15 @@ fn main() {
             Some(count) => format!("**{count}** (expected {})", reload.expected_count),
             None => "none".to_string(),
         };
+        if reload.reloaded_count != Some(reload.expected_count as u64) {
+            failures.push(format!(
+                "labels {with_labels}: jobs_tracked after the reload is {count}, not {}",
+                reload.expected_count
+            ));
+        }
+        if measured.rss_kib == 0 {
+            failures.push(format!("labels {with_labels}: no memory read"));
+        }
         println!(
             "| {jobs} | {} | {} | {:.1} MiB ({:.1} MiB) | {:.0} B | {} | {} | {} | {count} |",
             if with_labels { 2 } else { 0 },
@@ -234,5 +249,11 @@ fn main() {
             ms(reload.ready),
             ms(reload.reloaded),
         );
+    }
+    if !failures.is_empty() {
+        for failure in &failures {
+            eprintln!("scale: {failure}");
+        }
+        std::process::exit(1);
     }
 }

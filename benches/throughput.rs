@@ -9,7 +9,9 @@
 //! `cargo bench --bench throughput` runs the measured configurations
 //! (about a minute); `-- --jobs N --rps R --window S` runs one of your
 //! choice. Under `cargo test --all-targets` it only smoke-runs a tiny
-//! configuration for a couple of seconds.
+//! configuration for a couple of seconds. Either way it exits 1 when a
+//! configuration polled nothing in its window (a broken daemon, simulator
+//! or benchmark must not print a table and pass).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -27,6 +29,7 @@ struct Case {
 }
 
 struct Outcome {
+    polls: u64,
     polls_per_second: f64,
     cpu_us_per_poll: f64,
     daemon_cpu_percent: f64,
@@ -85,11 +88,13 @@ fn run(case: &Case) -> Outcome {
     drop(daemon);
 
     let seconds = (t1 - t0).as_secs_f64();
-    let polls = requests1.saturating_sub(requests0).max(1) as f64;
+    let polls = requests1.saturating_sub(requests0);
     let cpu = (cpu1 - cpu0).as_secs_f64();
     Outcome {
-        polls_per_second: polls / seconds,
-        cpu_us_per_poll: cpu * 1e6 / polls,
+        polls,
+        polls_per_second: polls as f64 / seconds,
+        // Not a number when nothing was polled; `main` fails the run then.
+        cpu_us_per_poll: cpu * 1e6 / polls as f64,
         daemon_cpu_percent: cpu * 100.0 / seconds,
         sim_cpu_percent: (sim_cpu1 - sim_cpu0).as_secs_f64() * 100.0 / seconds,
         rss_kib,
@@ -143,8 +148,12 @@ fn main() {
         "| jobs | budget (req/s, burst) | polls/s | CPU µs/poll (daemon) | daemon CPU | simulator CPU | daemon RSS (peak) | max requests in any 1 s | budget held |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let mut idle = 0;
     for case in &cases {
         let outcome = run(case);
+        if outcome.polls == 0 {
+            idle += 1;
+        }
         let held = outcome.max_in_1s <= u64::from(case.requests_per_second + case.burst);
         println!(
             "| {} | {}, {} | {:.0} | {:.1} | {:.1} % | {:.1} % | {:.1} MiB ({:.1} MiB) | {} | {} |",
@@ -163,5 +172,9 @@ fn main() {
         if outcome.throttled > 0 {
             println!("(simulator rate-limited {} requests)", outcome.throttled);
         }
+    }
+    if idle > 0 {
+        eprintln!("throughput: {idle} configuration(s) polled nothing in their window");
+        std::process::exit(1);
     }
 }

@@ -151,6 +151,7 @@ impl Sim {
         let mut child = Command::new(binary())
             .args(["sim", "--listen", "127.0.0.1:0", "--scenario"])
             .arg(&path)
+            .env_clear()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,12 +1,14 @@
 //! Fuzzes the watch file parser with arbitrary bytes: `parse_text` must
-//! never panic, every entry it returns has a valid id and labels within
-//! the limits, and problems per file stay bounded.
+//! never panic, every entry it returns has a job key that reads back to
+//! itself and labels within the limits, and problems per file stay
+//! bounded.
 
 #![no_main]
 
 use std::path::Path;
 
-use ecs_jobwatch::job::id::JobId;
+use ecs_jobwatch::job::JobKey;
+use ecs_jobwatch::job::spec;
 use ecs_jobwatch::watch::{self, Origin};
 use libfuzzer_sys::fuzz_target;
 
@@ -19,13 +21,13 @@ fuzz_target!(|text: &[u8]| {
     assert!(entries.len() <= lines);
     for entry in &entries {
         assert_eq!(
-            JobId::parse(entry.job_id.as_str()).as_ref(),
-            Ok(&entry.job_id)
+            JobKey::parse(&entry.key.to_string()).as_ref(),
+            Ok(&entry.key)
         );
-        assert!(entry.labels.len() <= watch::MAX_LABELS);
+        assert!(entry.labels.len() <= spec::MAX_LABELS);
         for (key, value) in &entry.labels {
-            assert!(!key.is_empty() && key.len() <= watch::MAX_LABEL_KEY_LEN);
-            assert!(!value.is_empty() && value.chars().count() <= watch::MAX_LABEL_VALUE_LEN);
+            assert!(!key.is_empty() && key.len() <= spec::MAX_LABEL_KEY_LEN);
+            assert!(!value.is_empty() && value.chars().count() <= spec::MAX_LABEL_VALUE_LEN);
         }
         match &entry.origin {
             Origin::File { path: p, line } => {

@@ -1,24 +1,35 @@
-//! The command line: clap definitions and dispatch to the library.
+//! The command line: clap definitions and dispatch, one file per command.
 //!
-//! Exit codes follow sysexits: 0 ok, 64 usage, 70 internal error, 78
-//! configuration error. Every non-zero exit prints one line on stderr.
+//! `run` (the daemon), `check-config`, `status` (the state store, one job
+//! or all), `add` (one line into `watch.dir`), `wait` (until jobs have an
+//! outcome), `demo` and `sim`. Every exit code comes from the one table in
+//! [`crate::daemon::exit`]; every non-zero exit prints one line on stderr
+//! saying what is wrong.
 
+mod add;
+mod check_config;
+mod run;
+mod sim;
+mod status;
+mod wait;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use std::collections::BTreeMap;
+use crate::config::{self, Config};
+use crate::daemon::exit;
+use crate::job::JobKey;
+use crate::watch;
 
-use crate::config::{self, Config, LogFormat};
-use crate::daemon::{self, RunOptions, exit};
-use crate::huaweicloud::credentials::{CredentialProvider, Environment};
-use crate::output::log;
-use crate::store::Store;
+pub use add::{ADD_FILE, LOCK_FILE};
 
-/// Watches Huawei Cloud ECS jobs and announces every outcome as a
-/// structured log event.
+/// Watches Huawei Cloud jobs (ECS, BMS, EVS, IMS, CCE, RDS, EIP) and
+/// announces every outcome as a structured log event.
 #[derive(Debug, Parser)]
 #[command(name = "ecs-jobwatch", version, about)]
 pub struct Cli {
@@ -41,7 +52,9 @@ enum Command {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
-    /// List the tracked jobs from the state store (never calls the API).
+    /// List the tracked jobs from the state store, or show one job (never
+    /// calls the API). With JOB: exit 0 SUCCESS, 1 FAIL or not found, 3
+    /// PENDING_PAYMENT, 4 still working, 5 not tracked.
     Status {
         /// The configuration file, for `state.dir` [default: as for `run`].
         #[arg(short, long)]
@@ -49,11 +62,41 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// One job, `[PROJECT/][SERVICE:]JOB_ID`.
+        job: Option<String>,
+    },
+    /// Add one job to the watch list: a line in `watch.dir/added.jobs`,
+    /// written under a lock, so parallel adds lose nothing.
+    Add {
+        /// The configuration file, for `watch.dir` [default: as for `run`].
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// The job, `[PROJECT/][SERVICE:]JOB_ID`.
+        job: String,
+        /// Labels carried on every event of the job, `key=value`.
+        labels: Vec<String>,
+    },
+    /// Wait until every job has an outcome (SUCCESS, FAIL, not found,
+    /// PENDING_PAYMENT). Exit 0 all SUCCESS, 1 any FAIL or not found, 3 any
+    /// PENDING_PAYMENT, 124 timeout.
+    Wait {
+        /// The configuration file [default: as for `run`].
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Give up after this long (`90s`, `30m`, `2h`); exit 124.
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        /// Print each job's last event as one JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// The jobs, `[PROJECT/][SERVICE:]JOB_ID`.
+        #[arg(required = true)]
+        jobs: Vec<String>,
     },
     /// Run the bundled simulator and the daemon against it with a scripted
     /// set of jobs.
     Demo,
-    /// Serve the bundled simulator of the ECS job API.
+    /// Serve the bundled simulator of the job APIs.
     Sim {
         /// Address to listen on, for example 127.0.0.1:8443 (port 0 picks a free one).
         #[arg(long)]
@@ -81,11 +124,27 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run { config } => run_daemon(config),
-        Command::CheckConfig { config } => check_config(config),
-        Command::Status { config, json } => status(config, json),
+        Command::Run { config } => run::main(config),
+        Command::CheckConfig { config } => check_config::main(config),
+        Command::Status { config, json, job } => status::main(config, json, job),
+        Command::Add {
+            config,
+            job,
+            labels,
+        } => add::main(config, &job, &labels),
+        Command::Wait {
+            config,
+            timeout,
+            json,
+            jobs,
+        } => wait::main(wait::Options {
+            config,
+            timeout,
+            json,
+            jobs,
+        }),
         Command::Demo => crate::demo::main(),
-        Command::Sim { listen, scenario } => run_sim(listen, scenario),
+        Command::Sim { listen, scenario } => sim::main(listen, scenario),
     }
 }
 
@@ -102,6 +161,8 @@ pub fn environment() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Loads the configuration the flag, `$ECS_JOBWATCH_CONFIG` or the
+/// default names; a configuration that does not load is exit 78.
 fn load_config(
     path: Option<PathBuf>,
     env: &BTreeMap<String, String>,
@@ -113,225 +174,47 @@ fn load_config(
     }
 }
 
-fn log_format(format: LogFormat) -> log::Format {
-    match format {
-        LogFormat::Json => log::Format::Json,
-        LogFormat::Text => log::Format::Text,
-        LogFormat::Journald => log::Format::Journald,
-    }
-}
-
-fn run_daemon(config_path: Option<PathBuf>) -> ExitCode {
-    let env = environment();
-    let (path, config) = match load_config(config_path, &env) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    if let Err(error) = log::init(log_format(config.log().format), &config.log().level, &env) {
-        return fail(exit::CONFIG, format!("log.format: {error:#}"));
-    }
-    // One thread runs the whole daemon: the scheduler, its calls and the
-    // endpoints. A poll is a few microseconds of work, and handing each
-    // answer from a worker thread to the scheduler's cost more than the
-    // work itself (the throughput benchmark). SQLite writes have a thread
-    // of their own.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => return fail(exit::SOFTWARE, format!("cannot start the runtime: {error}")),
-    };
-    // A file size limit (RLIMIT_FSIZE) must fail a write with EFBIG, which
-    // the state store reports and survives, not kill the process.
-    if let Err(error) = signal_hook::flag::register(
-        signal_hook::consts::SIGXFSZ,
-        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    ) {
-        return fail(
-            exit::SOFTWARE,
-            format!("cannot install the SIGXFSZ handler: {error}"),
-        );
-    }
-    runtime.block_on(async move {
-        let (orders, control) = tokio::sync::mpsc::channel(1);
-        if let Err(error) = crate::daemon::signals::forward(orders.clone()) {
-            return fail(
-                exit::SOFTWARE,
-                format!("cannot install signal handlers: {error}"),
-            );
+/// Parses a job named on the command line and checks that the
+/// configuration can poll it (its project is configured, its service has
+/// an endpoint there). The error names the job and what is wrong.
+fn parse_job(config: &Config, text: &str) -> Result<JobKey, String> {
+    let key = JobKey::parse(text).map_err(|error| format!("bad job {text:?}: {error}"))?;
+    match config.project(&key.project) {
+        None => {
+            let projects: Vec<_> = config
+                .projects()
+                .iter()
+                .map(|project| project.name.clone())
+                .collect();
+            Err(format!(
+                "job {text:?}: {}",
+                watch::unknown_project(&key.project, &projects)
+            ))
         }
-        let options = RunOptions {
-            config_path: Some(path),
-            env,
-            ..RunOptions::default()
-        };
-        // The sender stays alive for the whole run, so only an order stops it.
-        let _orders = orders;
-        match daemon::run(config, options, control).await {
-            Ok(()) => ExitCode::from(exit::OK),
-            Err(error) => fail(error.exit_code(), error),
-        }
-    })
+        Some(project) => match project.endpoint(key.service) {
+            Ok(_) => Ok(key),
+            Err(missing) => Err(format!("job {text:?}: {missing}")),
+        },
+    }
 }
 
-fn check_config(config_path: Option<PathBuf>) -> ExitCode {
-    let env = environment();
-    let (path, config) = match load_config(config_path, &env) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    let (list, problems) = daemon::read_watch_list(&config);
-    if let Some(problem) = problems.first() {
-        for other in &problems[1..] {
-            eprintln!("ecs-jobwatch: {other}");
-        }
-        return fail(exit::CONFIG, problem);
-    }
-    let credentials = daemon::account::credentials_config(&config);
-    let provider =
-        match CredentialProvider::new(&credentials, &Environment::from_pairs(env.clone())) {
-            Ok((provider, warnings)) => {
-                for warning in warnings {
-                    eprintln!("ecs-jobwatch: warning: {warning}");
-                }
-                provider
-            }
-            Err(error) => return fail(exit::CONFIG, format!("credentials: {error}")),
-        };
-    if let Err(error) = crate::output::webhook::load_sinks(&config) {
-        return fail(exit::CONFIG, error);
-    }
-    println!("# ecs-jobwatch check-config: {} is valid", path.display());
-    println!("# credentials: {}", provider.resolved());
-    println!("# watch list: {} jobs", list.len());
-    print!("{}", config.to_redacted_toml());
-    ExitCode::from(exit::OK)
-}
-
-fn status(config_path: Option<PathBuf>, json: bool) -> ExitCode {
-    let env = environment();
-    let (_, config) = match load_config(config_path, &env) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    let store = match Store::open_read_only(&config.state().dir) {
-        Ok(store) => store,
-        Err(error) => return fail(exit::state_exit_code(&error), error),
-    };
-    let jobs = match store.load_jobs() {
-        Ok(jobs) => jobs,
-        Err(error) => return fail(exit::SOFTWARE, error),
-    };
-    let time = |ms: Option<i64>| {
-        ms.and_then(chrono::DateTime::from_timestamp_millis)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-    };
-    if json {
-        let rows: Vec<serde_json::Value> = jobs
-            .iter()
-            .map(|job| {
-                serde_json::json!({
-                    "job": job.key.to_string(),
-                    "job_id": job.key.id.as_str(),
-                    "service": job.key.service.as_str(),
-                    "project": job.key.project.as_str(),
-                    "status": job.status,
-                    "job_type": job.job_type,
-                    "since": time(job.last_change.or(Some(job.tracked_since))),
-                    "polls": job.polls,
-                    "next_poll": if job.finished { None } else { time(job.next_poll) },
-                    "finished": job.finished,
-                    "labels": job.labels,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(rows));
-        return ExitCode::from(exit::OK);
-    }
-    println!(
-        "{:<34} {:<8} {:<12} {:<16} {:<21} {:>6} {:<21} LABELS",
-        "JOB", "SERVICE", "PROJECT", "STATUS", "SINCE", "POLLS", "NEXT POLL"
-    );
-    for job in &jobs {
-        let labels: Vec<String> = job.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
-            "{:<34} {:<8} {:<12} {:<16} {:<21} {:>6} {:<21} {}",
-            job.key.id.as_str(),
-            job.key.service.as_str(),
-            job.key.project.as_str(),
-            job.status.as_deref().unwrap_or("-"),
-            time(job.last_change.or(Some(job.tracked_since))).unwrap_or_default(),
-            job.polls,
-            if job.finished {
-                "-".to_string()
-            } else {
-                time(job.next_poll).unwrap_or_else(|| "-".into())
-            },
-            labels.join(" ")
-        );
-    }
-    ExitCode::from(exit::OK)
-}
-
+/// Prints `ecs-jobwatch: {message}` on stderr and returns `code`.
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     eprintln!("ecs-jobwatch: {message}");
     ExitCode::from(code)
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-}
-
-fn run_sim(listen: SocketAddr, scenario_path: PathBuf) -> ExitCode {
-    let scenario = match crate::sim::Scenario::load(&scenario_path) {
-        Ok(scenario) => scenario,
-        Err(error) => return fail(exit::CONFIG, error),
-    };
-    let runtime = match runtime() {
-        Ok(runtime) => runtime,
-        Err(error) => return fail(exit::SOFTWARE, format!("cannot start the runtime: {error}")),
-    };
-    runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(listener) => listener,
-            Err(error) => return fail(exit::CONFIG, format!("cannot listen on {listen}: {error}")),
-        };
-        match listener.local_addr() {
-            Ok(addr) => println!(
-                "{}",
-                serde_json::json!({"event": "sim.listening", "addr": addr.to_string(),
-                    "message": format!("simulator listening on http://{addr}")})
-            ),
-            Err(error) => return fail(exit::SOFTWARE, error),
-        }
-        match crate::sim::serve(listener, scenario, shutdown_signal()).await {
-            Ok(()) => ExitCode::from(exit::OK),
-            Err(error) => fail(exit::SOFTWARE, format!("{error:#}")),
-        }
-    })
-}
-
-/// Completes on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            // Without signal handlers, wait for ctrl-c through the portable path.
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+/// A `--timeout` value: humantime's units (`90s`, `30m`, `1h 30m`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if duration.is_zero() {
+        return Err("the duration must be more than zero".into());
     }
+    Ok(duration)
+}
+
+/// A Unix millisecond as RFC 3339 (seconds, UTC).
+fn time(ms: Option<i64>) -> Option<String> {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }

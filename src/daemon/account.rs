@@ -30,6 +30,27 @@ pub struct Account {
     pub fleet: Fleet,
 }
 
+impl Account {
+    /// The id of a configured project.
+    pub fn project_id(&self, project: &ProjectName) -> Option<String> {
+        self.projects
+            .get(project)
+            .map(|info| info.project_id.to_string())
+    }
+
+    /// What SMN sinks publish through: this account's signed client and
+    /// the scheduler's permits.
+    pub fn notify(
+        &self,
+        permits: crate::policy::permit::Permits,
+    ) -> crate::output::notify::Account {
+        crate::output::notify::Account {
+            client: self.fleet.client().clone(),
+            permits,
+        }
+    }
+}
+
 /// The credential settings of a configuration.
 pub fn credentials_config(config: &Config) -> CredentialsConfig {
     let settings = config.credentials();
@@ -89,6 +110,7 @@ pub async fn connect(config: &Config, env: &Environment) -> Result<Account, Daem
     let settings = HttpSettings {
         request_timeout: config.limits().request_timeout,
         ca_file: config.ca_file().map(Into::into),
+        clock: None,
     };
     let client = Client::build(&settings, provider.clone())
         .map_err(|error| DaemonError::Config(format!("cloud: {error}")))?;

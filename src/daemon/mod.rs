@@ -26,8 +26,7 @@ use crate::huaweicloud::credentials::Environment;
 use crate::job::{JobKey, ProjectName};
 use crate::output::event;
 use crate::output::log;
-use crate::output::sink::SinkFilter;
-use crate::output::webhook::{self, Deliveries};
+use crate::output::notify::{self, Running};
 use crate::policy::cadence::Cadence;
 use crate::scheduler::{self, Command, Observer, Settings};
 use crate::store::{Store, Writer, db_path, now_ms};
@@ -85,15 +84,7 @@ pub fn settings(config: &Config, account: &Account) -> Settings {
         max_in_flight: limits.max_in_flight,
         projects: account.projects.clone(),
         adaptive: poll.adaptive,
-        sinks: config
-            .webhooks()
-            .iter()
-            .map(|webhook| SinkFilter {
-                sink: webhook.url.to_string(),
-                events: webhook.events.clone(),
-                statuses: webhook.statuses.clone(),
-            })
-            .collect(),
+        sinks: notify::filters(config),
     }
 }
 
@@ -131,7 +122,20 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let env = Environment::from_pairs(options.env.clone());
     let account = connect(&config, &env).await?;
-    let sinks = webhook::load_sinks(&config).map_err(DaemonError::Config)?;
+    let sinks = notify::load(&config, &|project| account.project_id(project))
+        .map_err(DaemonError::Config)?;
+    // The recorder goes in before the delivery tasks and the scheduler
+    // start, so that no early count is lost and every known series is
+    // there from the first scrape.
+    let recorder = match config.metrics().listen {
+        Some(_) => {
+            let handle = telemetry::http::install()
+                .map_err(|error| DaemonError::Internal(format!("metrics: {error:#}")))?;
+            telemetry::export_known(&event::NAMES);
+            Some(handle)
+        }
+        None => None,
+    };
 
     let state_dir = config.state().dir.clone();
     let mut store = Store::open(&state_dir)?;
@@ -149,16 +153,14 @@ pub async fn run(
         }),
         Box::new(move || outbox_committed.send_modify(|n| *n = n.wrapping_add(1))),
     );
-    let deliveries = Deliveries::start(db_path(&state_dir), sinks, outbox_wake.clone())
-        .map_err(DaemonError::Internal)?;
+    // Rows of a sink's former key move to its name; rows of sinks no longer
+    // configured are given up. The writer has written nothing yet.
+    notify::reconcile(&db_path(&state_dir), &sinks).map_err(DaemonError::Internal)?;
 
-    // The recorder goes in before the scheduler starts, so that no early
-    // count is lost; the listener is bound now so a bad address fails the
-    // start instead of going unnoticed.
-    let metrics = match config.metrics().listen {
-        Some(addr) => {
-            let handle = telemetry::http::install()
-                .map_err(|error| DaemonError::Internal(format!("metrics: {error:#}")))?;
+    // The listener is bound now so a bad address fails the start instead
+    // of going unnoticed.
+    let metrics = match (config.metrics().listen, recorder) {
+        (Some(addr), Some(handle)) => {
             let listener = telemetry::http::bind(addr)
                 .await
                 .map_err(DaemonError::Config)?;
@@ -167,7 +169,7 @@ pub async fn run(
             }
             Some((handle, listener))
         }
-        None => None,
+        _ => None,
     };
 
     let watch_list = load_watch_list(&config);
@@ -183,6 +185,15 @@ pub async fn run(
         observer: options.observer,
     });
     let stats = handle.stats.clone();
+    // The delivery tasks start once the scheduler can grant the permits
+    // of SMN publishes.
+    let deliveries = Running::start(
+        &db_path(&state_dir),
+        sinks,
+        &outbox_wake,
+        &account.notify(handle.permits()),
+    )
+    .map_err(DaemonError::Internal)?;
     // The scheduler has built its job table; what loading took is free.
     release_freed_memory();
     let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::huaweicloud::credentials::Environment;
 use crate::output::event;
 use crate::output::log;
-use crate::output::webhook::{self, Deliveries};
+use crate::output::notify::{self, Running, SinkPlan};
 use crate::scheduler::{self, Command};
 use crate::services::Poller;
 
@@ -24,7 +24,7 @@ use crate::services::Poller;
 pub(super) struct Current {
     pub(super) config: Config,
     pub(super) account: Account,
-    pub(super) deliveries: Option<Deliveries>,
+    pub(super) deliveries: Option<Running>,
     pub(super) outbox_db: PathBuf,
     pub(super) outbox_wake: signal::Receiver<u64>,
 }
@@ -48,13 +48,6 @@ impl Current {
                 }
             },
             None => self.config.clone(),
-        };
-        let sinks = match webhook::load_sinks(&config) {
-            Ok(sinks) => sinks,
-            Err(error) => {
-                log::announce(&event::daemon_reload_failed(tracked, &error));
-                return;
-            }
         };
         let env = Environment::from_pairs(env_map.clone());
         let mut poller: Option<Arc<dyn Poller>> = None;
@@ -84,7 +77,21 @@ impl Current {
             ));
             return;
         }
-        if let Err(error) = self.restart_deliveries(sinks).await {
+        // The sinks are read once the account is known: an SMN sink needs
+        // its project's id.
+        let sinks = match notify::load(&config, &|project| account.project_id(project)) {
+            Ok(sinks) => sinks,
+            Err(error) => {
+                log::announce(&event::daemon_reload_failed(tracked, &error));
+                return;
+            }
+        };
+        let rebuilt = poller.is_some();
+        let notify_account = account.notify(handle.permits());
+        if let Err(error) = self
+            .restart_deliveries(sinks, rebuilt, &notify_account)
+            .await
+        {
             log::announce(&event::daemon_reload_failed(tracked, &error));
             return;
         }
@@ -110,21 +117,35 @@ impl Current {
 
     /// Replaces the delivery tasks when the sinks changed (never two tasks
     /// for one sink at a time); on failure the old sinks are served again.
-    async fn restart_deliveries(&mut self, sinks: Vec<webhook::Sink>) -> Result<(), String> {
+    /// An SMN sink publishes with the account's client: when the account
+    /// was rebuilt (new credentials or endpoints), its task is replaced
+    /// even if the sink is unchanged.
+    async fn restart_deliveries(
+        &mut self,
+        sinks: Vec<SinkPlan>,
+        account_rebuilt: bool,
+        account: &notify::Account,
+    ) -> Result<(), String> {
+        let uses_account = |plans: &[SinkPlan]| plans.iter().any(|p| matches!(p, SinkPlan::Smn(_)));
         let old = match self.deliveries.take() {
-            Some(old) if old.sinks() == sinks.as_slice() => {
+            Some(old)
+                if old.plans() == sinks.as_slice()
+                    && !(account_rebuilt && uses_account(old.plans())) =>
+            {
                 self.deliveries = Some(old);
                 return Ok(());
             }
             Some(old) => {
-                let previous = old.sinks().to_vec();
+                let previous = old.plans().to_vec();
                 old.stop().await;
                 previous
             }
             None => Vec::new(),
         };
-        let start =
-            |sinks| Deliveries::start(self.outbox_db.clone(), sinks, self.outbox_wake.clone());
+        // A sink that left the configuration gives up its rows now, as at
+        // a start; one that stays keeps them.
+        notify::reconcile(&self.outbox_db, &sinks)?;
+        let start = |sinks| Running::start(&self.outbox_db, sinks, &self.outbox_wake, account);
         match start(sinks) {
             Ok(deliveries) => {
                 self.deliveries = Some(deliveries);

@@ -58,6 +58,9 @@ pub struct HttpSettings {
     /// A PEM bundle of certificates trusted beside the platform's roots
     /// (`cloud.ca_file`).
     pub ca_file: Option<PathBuf>,
+    /// The clock `X-Sdk-Date` is read from; `None` is the system clock.
+    /// Tests fix it to compare whole signed requests with stored vectors.
+    pub clock: Option<fn() -> chrono::DateTime<chrono::Utc>>,
 }
 
 /// The settings of a client with one default project, read through
@@ -224,6 +227,8 @@ struct Inner {
     credentials: CredentialProvider,
     /// The endpoint and project of [`ClientConfig`], for `get_job`.
     default: Option<(Endpoint, String)>,
+    /// The signing clock ([`HttpSettings::clock`]).
+    clock: fn() -> chrono::DateTime<chrono::Utc>,
 }
 
 impl std::fmt::Debug for Client {
@@ -256,7 +261,7 @@ impl Client {
         let endpoint = Endpoint::new(&config.endpoint)?;
         let settings = HttpSettings {
             request_timeout: config.request_timeout,
-            ca_file: None,
+            ..HttpSettings::default()
         };
         let default = Some((endpoint, config.project_id.clone()));
         Client::assemble(&settings, credentials, default)
@@ -278,6 +283,7 @@ impl Client {
                 http,
                 credentials,
                 default,
+                clock: settings.clock.unwrap_or(chrono::Utc::now),
             }),
         })
     }
@@ -331,7 +337,7 @@ impl Client {
 
         // The headers that are sent are the headers that are signed (names
         // sorted), plus `User-Agent` and `Accept`, which are not.
-        let date = sign::sdk_date(unix_seconds(SystemTime::now()));
+        let date = sign::sdk_date((self.inner.clock)().timestamp());
         let date = std::str::from_utf8(&date).unwrap_or_default();
         let project_id = request
             .project_id
@@ -454,13 +460,6 @@ fn read_head(head: &Head) -> (u16, Option<String>, Option<String>, Option<i64>) 
         server_now_ms,
     )
 }
-
-/// Whole seconds since the Unix epoch (0 before it).
-fn unix_seconds(now: SystemTime) -> i64 {
-    now.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// Reads the certificates of a PEM bundle.
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
     let fail = |reason: String| ClientError::CaFile {
@@ -518,7 +517,16 @@ fn transport_failure(failure: Failure, cap: usize) -> ApiError {
             "operation timed out".to_string(),
             head,
         ),
-        Failure::Connect { message, .. } => (ErrorKind::Connect, message, None),
+        Failure::Connect {
+            message,
+            closed_before_answer,
+        } => {
+            let error = ApiError::transport(ErrorKind::Connect, message);
+            return ApiError {
+                closed_before_answer,
+                ..error
+            };
+        }
         Failure::TooLarge(head) => (
             ErrorKind::Decode,
             format!("response body larger than {cap} bytes"),

@@ -90,6 +90,11 @@ pub struct ApiError {
     pub request_id: Option<String>,
     /// A short human description (never containing secrets).
     pub message: String,
+    /// The server closed the connection as the request went out, without
+    /// an answer: what a gateway does to a keep-alive connection it closes
+    /// as idle while the client reuses it. The request was not answered,
+    /// so a query may be sent again at once.
+    pub closed_before_answer: bool,
 }
 
 impl fmt::Display for ApiError {
@@ -119,6 +124,7 @@ impl ApiError {
             error_code: None,
             request_id: None,
             message: message.into(),
+            closed_before_answer: false,
         }
     }
 }
@@ -202,6 +208,7 @@ pub fn refused(
         error_code: code.map(str::to_string),
         request_id: headers.request_id.map(str::to_string),
         message,
+        closed_before_answer: false,
     };
     let describe = |fallback: &str| {
         message
@@ -251,6 +258,7 @@ pub fn undecodable(status: u16, headers: AnswerHeaders<'_>, message: String) -> 
         error_code: None,
         request_id: headers.request_id.map(str::to_string),
         message,
+        closed_before_answer: false,
     }
 }
 

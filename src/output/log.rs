@@ -28,6 +28,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::field::{Field, Visit};
 use tracing::{Subscriber, event::Event as TracingEvent};
+use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -367,6 +368,11 @@ struct Collect {
 
 impl Visit for Collect {
     fn record_str(&mut self, field: &Field, value: &str) {
+        // The `log` bridge's own fields (`log.target`, `log.file`, ...):
+        // the target is taken from the normalized metadata instead.
+        if field.name().starts_with("log.") {
+            return;
+        }
         if field.name() == "message" {
             self.message = value.to_string();
         } else {
@@ -396,7 +402,11 @@ impl<S: Subscriber> Layer<S> for LibraryLayer {
         };
         let mut collect = Collect::default();
         event.record(&mut collect);
-        let metadata = event.metadata();
+        // Records of the `log` crate (rustls logs through it) all arrive
+        // with the target "log"; their own target is in the normalized
+        // metadata, so each library keeps its own rate limit.
+        let normalized = event.normalized_metadata();
+        let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
         logger.record(
             metadata.target(),
             level_of(metadata.level()),

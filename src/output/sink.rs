@@ -10,12 +10,27 @@ use crate::output::log::Line;
 use crate::store::Write;
 use crate::store::outbox::Queued;
 
+/// What a sink's outbox rows carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// The event's JSON line (webhooks).
+    #[default]
+    Json,
+    /// The body of an SMN publish request
+    /// ([`crate::output::smn::message::publish_body`]).
+    SmnPublish,
+}
+
 /// What the scheduler needs of a sink: its key in the outbox and what it
 /// takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SinkFilter {
     /// The sink's key in the outbox.
     pub sink: String,
+    /// Where it delivers (a webhook's URL, a topic's URN), kept on its rows.
+    pub target: String,
+    /// What its rows carry.
+    pub format: BodyFormat,
     /// Event names taken.
     pub events: Vec<String>,
     /// `job.transition` is taken only into these statuses.
@@ -36,8 +51,8 @@ impl SinkFilter {
 }
 
 /// The outbox rows of one announcement: one per sink that takes the
-/// event, all with the same body. Events without an `event_id` are never
-/// queued.
+/// event, with the body of its format (rendered once per format). Events
+/// without an `event_id` are never queued.
 pub fn outbox_writes(
     filters: &[SinkFilter],
     event: &Event,
@@ -47,14 +62,22 @@ pub fn outbox_writes(
     let Some(event_id) = event.event_id() else {
         return Vec::new();
     };
+    let mut publish: Option<String> = None;
     filters
         .iter()
         .filter(|filter| filter.matches(event))
         .map(|filter| {
+            let body = match filter.format {
+                BodyFormat::Json => line.json.clone(),
+                BodyFormat::SmnPublish => publish
+                    .get_or_insert_with(|| crate::output::smn::message::publish_body(event, line))
+                    .clone(),
+            };
             Write::Outbox(Queued {
                 sink: filter.sink.clone(),
+                target: filter.target.clone(),
                 event_id: event_id.to_string(),
-                body: line.json.clone(),
+                body,
                 created_at: now_ms,
             })
         })
@@ -95,7 +118,9 @@ mod tests {
 
     fn filter(events: &[&str], statuses: &[&str]) -> SinkFilter {
         SinkFilter {
+            target: "https://s.example.com/".into(),
             sink: "s".into(),
+            format: BodyFormat::Json,
             events: events.iter().map(|s| s.to_string()).collect(),
             statuses: statuses.iter().map(|s| s.to_string()).collect(),
         }

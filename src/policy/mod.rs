@@ -9,6 +9,7 @@ pub mod auth_gate;
 pub mod budget;
 pub mod cadence;
 pub mod error_lines;
+pub mod permit;
 pub mod server_time;
 pub mod throttle;
 pub mod triage;

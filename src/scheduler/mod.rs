@@ -15,11 +15,15 @@
 //! `event_id` instead of losing it.
 
 pub mod clock;
+mod dispatch;
+mod metrics;
 pub mod observe;
+mod outcome;
+mod permits;
 pub mod queue;
 pub mod tracked;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -31,7 +35,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::huaweicloud::error::{ApiError, ErrorKind};
-use crate::job::{JobKey, Labels, ProjectName, Status};
+use crate::job::{JobKey, Labels, ProjectName};
 use crate::output::event::{self, Event};
 use crate::output::log;
 use crate::output::sink::{self, SinkFilter};
@@ -40,6 +44,7 @@ use crate::policy::auth_gate::AuthGate;
 use crate::policy::budget::Budget;
 use crate::policy::cadence::{self, Cadence};
 use crate::policy::error_lines::ErrorLines;
+use crate::policy::permit::{PermitMessage, Permits};
 use crate::policy::throttle::Throttle;
 use crate::policy::triage::{self, LoadMeter};
 use crate::services::{Polled, Poller};
@@ -125,6 +130,7 @@ pub struct Start {
 /// The handle to a running scheduler.
 pub struct Handle {
     commands: mpsc::UnboundedSender<Command>,
+    permits: Permits,
     /// Counters.
     pub stats: Arc<Stats>,
     task: tokio::task::JoinHandle<Option<Writer>>,
@@ -134,6 +140,12 @@ impl Handle {
     /// Sends a command; false when the scheduler is gone.
     pub fn send(&self, command: Command) -> bool {
         self.commands.send(command).is_ok()
+    }
+
+    /// The permits of calls made outside the scheduler (SMN publishes)
+    /// that go through the account's budget, throttle and gate.
+    pub fn permits(&self) -> Permits {
+        self.permits.clone()
     }
 
     /// Stops the scheduler: calls in flight finish and are recorded.
@@ -152,10 +164,12 @@ pub fn spawn(start: Start) -> Handle {
     let (commands, receiver) = mpsc::unbounded_channel();
     let stats = Arc::new(Stats::default());
     stats.started_ms.store(now_ms(), Ordering::Relaxed);
-    let scheduler = Scheduler::new(start, stats.clone());
+    let (permits, permit_requests) = Permits::channel();
+    let scheduler = Scheduler::new(start, stats.clone(), permit_requests);
     let task = tokio::spawn(scheduler.run(receiver));
     Handle {
         commands,
+        permits,
         stats,
         task,
     }
@@ -175,6 +189,9 @@ struct Scheduler {
     dormant: HashMap<JobKey, Tracked>,
     /// Jobs that are done: never polled or announced again.
     finished: HashSet<JobKey>,
+    /// Jobs whose last call met a connection closed before the answer and
+    /// was made again at once.
+    resent: HashSet<JobKey>,
     queue: Queue,
     clock: WallClock,
     load: LoadMeter,
@@ -189,14 +206,30 @@ struct Scheduler {
     stats: Arc<Stats>,
     observer: Option<Observer>,
     unknown_project: ProjectInfo,
+    /// The (service, job type) series of the unpaid-since gauge last set.
+    unpaid_series: HashSet<(crate::job::Service, Option<Arc<str>>)>,
+    /// Requests for permits and reports of their calls.
+    permit_requests: mpsc::UnboundedReceiver<PermitMessage>,
+    /// Permits asked for and not yet granted, in order.
+    waiting_permits: VecDeque<oneshot::Sender<()>>,
 }
 
 impl Scheduler {
-    fn new(start: Start, stats: Arc<Stats>) -> Scheduler {
+    fn new(
+        start: Start,
+        stats: Arc<Stats>,
+        permit_requests: mpsc::UnboundedReceiver<PermitMessage>,
+    ) -> Scheduler {
         let now = Instant::now();
         let wall = now_ms();
         let budget = Budget::new(start.settings.requests_per_second, start.settings.burst);
         let store_healthy = start.writer.health_flag();
+        metrics::export_known_job_types(
+            start
+                .durations
+                .iter()
+                .map(|row| (row.service, row.job_type.as_str())),
+        );
         let history = History::from_records(start.durations.into_iter().map(|row| Learned {
             service: row.service,
             job_type: row.job_type,
@@ -215,6 +248,7 @@ impl Scheduler {
             jobs: HashMap::new(),
             dormant: HashMap::new(),
             finished: HashSet::new(),
+            resent: HashSet::new(),
             queue: Queue::new(now),
             clock: WallClock::new(now, wall),
             load: LoadMeter::new(),
@@ -229,6 +263,9 @@ impl Scheduler {
             stats,
             observer: start.observer,
             unknown_project: ProjectInfo::default(),
+            unpaid_series: HashSet::new(),
+            permit_requests,
+            waiting_permits: VecDeque::new(),
         };
         let mut announced: HashMap<JobKey, Vec<Box<str>>> = HashMap::new();
         for (key, event_id) in start.announced {
@@ -285,6 +322,9 @@ impl Scheduler {
                         return Some(self.writer);
                     }
                 },
+                Some(message) = self.permit_requests.recv() => {
+                    self.on_permit_message(message, Instant::now());
+                }
                 Some(joined) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
                     if let Ok((key, result)) = joined {
                         self.handle(key, result, Instant::now());
@@ -299,89 +339,6 @@ impl Scheduler {
             }
             self.flush();
         }
-    }
-
-    /// When the next call may start, or `None` when none may (nothing due,
-    /// all slots busy, authentication paused).
-    fn next_dispatch(&mut self, now: Instant) -> Option<Instant> {
-        if self.in_flight.len() >= self.allowed_in_flight(now) {
-            return None;
-        }
-        let due = self.queue.next_due(&self.jobs, now)?;
-        // Due times share wake-ups; the budget's and the throttle's
-        // moments are kept exactly, so coalescing never slows the rate.
-        Some(self.queue.coalesce(due, now).max(self.call_allowed_at(now)))
-    }
-
-    /// How many calls may run at once now (one while authentication is
-    /// probed, none while it is paused).
-    fn allowed_in_flight(&mut self, now: Instant) -> usize {
-        self.auth.allowed_in_flight(
-            now,
-            self.poller.credentials_generation(),
-            self.settings.max_in_flight,
-        )
-    }
-
-    /// The earliest moment the throttle and the budget allow a call.
-    fn call_allowed_at(&mut self, now: Instant) -> Instant {
-        let at = self
-            .throttle
-            .next_allowed(now, self.budget.requests_per_second());
-        self.budget_ready_at.map_or(at, |ready| at.max(ready))
-    }
-
-    /// Releases the polls due at `now` and starts as many as the slots,
-    /// the throttle and the budget allow, the triage choosing which: a
-    /// timer wakes the loop at most once a millisecond, so one call per
-    /// wake would cap the rate near 1,000 calls per second and cost a
-    /// thread wake-up per call.
-    fn dispatch_due(&mut self, now: Instant) {
-        self.queue.release(&self.jobs, now);
-        while self.in_flight.len() < self.allowed_in_flight(now) && self.call_allowed_at(now) <= now
-        {
-            let Some((key, due)) = self.queue.take(&self.jobs, now) else {
-                return;
-            };
-            match self.budget.try_take() {
-                Ok(()) => {
-                    self.budget_ready_at = None;
-                    if let Some(since) = self.budget_blocked_since.take() {
-                        let waited = now.saturating_duration_since(since).as_secs_f64();
-                        ::metrics::histogram!(telemetry::BUDGET_WAIT).record(waited);
-                    }
-                    let due_at = self.queue.due_at(&due);
-                    self.dispatch(key, due_at, now);
-                }
-                Err(wait) => {
-                    self.budget_ready_at = Some(now + wait);
-                    self.budget_blocked_since.get_or_insert(now);
-                    let seq = self.jobs.get(&key).map_or(0, |tracked| tracked.due_seq);
-                    self.queue.put_back(key, seq, due);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn dispatch(&mut self, key: JobKey, due: Instant, now: Instant) {
-        let Some(tracked) = self.jobs.get_mut(&key) else {
-            return;
-        };
-        tracked.in_flight = true;
-        self.throttle.on_dispatch(now);
-        self.load.record(self.queue.clock(now));
-        self.stats.polls.fetch_add(1, Ordering::Relaxed);
-        let lag = now.saturating_duration_since(due).as_secs_f64();
-        ::metrics::histogram!(telemetry::SCHEDULER_LAG).record(lag);
-        let call = self.poller.poll(&key);
-        self.in_flight.spawn(async move {
-            let started = Instant::now();
-            let result = call.await;
-            let seconds = started.elapsed().as_secs_f64();
-            ::metrics::histogram!(telemetry::API_REQUEST_DURATION).record(seconds);
-            (key, result)
-        });
     }
 
     /// The adaptive spacing now: wider as the budget fills.
@@ -519,6 +476,9 @@ impl Scheduler {
             return;
         }
         tracked.in_flight = false;
+        if self.resend_closed(&key, &result, now) {
+            return;
+        }
         self.count_outcome(&key, &result);
         match result {
             Ok(polled) => {
@@ -582,6 +542,13 @@ impl Scheduler {
             });
         }
         for row in observation.durations {
+            if row.phase == crate::policy::adaptive::Phase::Whole {
+                telemetry::record_job_duration(
+                    row.service.as_str(),
+                    &row.job_type,
+                    row.duration_ms,
+                );
+            }
             let worked = Duration::from_millis(row.duration_ms.max(0) as u64);
             self.history
                 .record_for(row.service, &row.job_type, row.phase, worked);
@@ -612,35 +579,6 @@ impl Scheduler {
                 }
                 self.update_counts();
             }
-        }
-    }
-
-    /// Metrics and readiness timestamps of one answer.
-    fn count_outcome(&self, key: &JobKey, result: &Result<Polled, ApiError>) {
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(error) => error.kind.error_type(),
-        };
-        let service = key.service.as_str();
-        ::metrics::counter!(telemetry::POLLS, "outcome" => outcome, "service" => service)
-            .increment(1);
-        let wall = now_ms();
-        match result {
-            Err(error) if matches!(error.kind, ErrorKind::Auth | ErrorKind::Forbidden) => {
-                self.stats
-                    .last_auth_failure_ms
-                    .store(wall, Ordering::Relaxed);
-            }
-            // No answer arrived (timeout, connection): it says nothing.
-            Err(error) if error.http_status.is_none() && error.kind != ErrorKind::Decode => {}
-            _ => self.stats.last_answer_ms.store(wall, Ordering::Relaxed),
-        }
-        if let Err(error) = result
-            && error.kind != ErrorKind::NotFound
-        {
-            let error_type = error.kind.error_type();
-            ::metrics::counter!(telemetry::API_ERRORS, "error_type" => error_type).increment(1);
-            self.stats.note_error(error_type, wall);
         }
     }
 
@@ -695,6 +633,7 @@ impl Scheduler {
             self.writes.push(Write::Job(record));
         }
         self.poll_writes.remove(&key);
+        self.resent.remove(&key);
         self.finished.insert(key);
         self.update_counts();
     }
@@ -721,13 +660,7 @@ impl Scheduler {
                 json: line.json.clone(),
             });
         }
-        ::metrics::counter!(telemetry::EVENTS, "event" => event.name()).increment(1);
-        if let (Some(status), Some(job)) = (event.status(), event.job()) {
-            let label = telemetry::status_label(status.as_str());
-            let service = job.key.service.as_str();
-            ::metrics::counter!(telemetry::TRANSITIONS, "status" => label, "service" => service)
-                .increment(1);
-        }
+        metrics::count_event(&event);
         if let Some(observer) = &self.observer {
             observer(&event);
         }
@@ -759,29 +692,6 @@ impl Scheduler {
         self.stats
             .tracked
             .store(self.jobs.len() as u64, Ordering::Relaxed);
-    }
-
-    /// Counting by status walks every job, so it is done once per tick
-    /// rather than per poll.
-    fn count_by_status(&self) {
-        const LABELS: [&str; 5] = ["UNSEEN", "INIT", "RUNNING", "PENDING_PAYMENT", "OTHER"];
-        let mut counts = [0u64; 5];
-        for tracked in self.jobs.values() {
-            let index = match &tracked.status {
-                None => 0,
-                Some(Status::Init) => 1,
-                Some(Status::Running) => 2,
-                Some(Status::PendingPayment) => 3,
-                Some(_) => 4,
-            };
-            counts[index] += 1;
-        }
-        self.stats
-            .pending_payment
-            .store(counts[3], Ordering::Relaxed);
-        for (label, count) in LABELS.iter().zip(counts) {
-            ::metrics::gauge!(telemetry::JOBS_TRACKED, "status" => *label).set(count as f64);
-        }
     }
 
     /// Lets calls in flight finish and handles their answers.

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use serde_json::Value;
 
 use super::*;
-use crate::job::{JobView, SubJobView};
+use crate::job::{JobView, Status, SubJobView};
 use crate::output::render;
 use crate::services::PollFuture;
 use crate::store::Store;
@@ -494,6 +494,154 @@ async fn learned_durations_place_polls_near_the_likely_end() {
         assert_eq!(
             run.names().last().map(String::as_str),
             Some("job.transition:SUCCESS")
+        );
+        run.handle.shutdown().await;
+    }
+}
+
+fn closed_before_answer() -> Result<JobView, ApiError> {
+    Err(ApiError {
+        closed_before_answer: true,
+        ..ApiError::transport(
+            ErrorKind::Connect,
+            "connection closed before message completed",
+        )
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_closed_before_the_answer_is_resent_at_once_without_an_error() {
+    // The first call of each job meets a connection the server closed.
+    let called = std::sync::Mutex::new(std::collections::HashSet::new());
+    let run = start(&["a", "b"], settings(), move |id, _| {
+        if called.lock().unwrap().insert(id.to_string()) {
+            closed_before_answer()
+        } else {
+            job("RUNNING")
+        }
+    });
+    tokio::time::sleep(S(5)).await;
+    let calls = run.calls();
+    for id in ["a", "b"] {
+        let at: Vec<Duration> = calls
+            .iter()
+            .filter(|(job, _)| job == id)
+            .map(|(_, at)| *at)
+            .collect();
+        // Again at once (the next dispatch turn), not after a backoff.
+        assert!(at.len() >= 2, "{calls:?}");
+        assert!(
+            at[1] - at[0] < Duration::from_millis(100),
+            "{id}: {calls:?}"
+        );
+    }
+    assert!(!run.names().contains(&"api.error".to_string()));
+    run.handle.shutdown().await;
+
+    // Twice in a row is an error like any other.
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let run = start(&["a"], settings(), move |_, _| {
+        if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+            closed_before_answer()
+        } else {
+            job("RUNNING")
+        }
+    });
+    tokio::time::sleep(S(30)).await;
+    assert_eq!(
+        run.names().iter().filter(|n| *n == "api.error").count(),
+        1,
+        "{:?}",
+        run.names()
+    );
+    run.handle.shutdown().await;
+}
+
+/// Takes `count` permits one after the other, each reported answered,
+/// recording when each was granted (from `origin`).
+fn take_permits(
+    permits: crate::policy::permit::Permits,
+    count: usize,
+    origin: Instant,
+) -> tokio::task::JoinHandle<Vec<Duration>> {
+    tokio::spawn(async move {
+        let mut granted = Vec::with_capacity(count);
+        for _ in 0..count {
+            permits.acquire().await.unwrap();
+            granted.push(Instant::now().saturating_duration_since(origin));
+            permits.report(crate::policy::permit::CallOutcome::Answered);
+        }
+        granted
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn permits_share_the_budget_with_the_polls() {
+    let ids: Vec<String> = (0..50).map(|i| format!("j{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let settings = Settings {
+        requests_per_second: 5.0,
+        burst: 1,
+        ..settings()
+    };
+    let run = start(&refs, settings, |_, _| job("RUNNING"));
+    let granted = take_permits(run.handle.permits(), 30, run.fake.origin);
+    tokio::time::sleep(S(60)).await;
+    let granted = granted.await.unwrap();
+    assert_eq!(granted.len(), 30, "every permit was granted");
+    let mut times: Vec<Duration> = run.calls().iter().map(|(_, at)| *at).collect();
+    times.extend(&granted);
+    times.sort();
+    for (i, start) in times.iter().enumerate() {
+        let in_window = times[i..]
+            .iter()
+            .take_while(|t| **t < *start + S(1))
+            .count();
+        assert!(
+            in_window <= 5 + 1,
+            "{in_window} calls and permits in the second after {start:?}"
+        );
+    }
+    // The polls went on meanwhile.
+    assert!(run.calls().len() > 100, "{}", run.calls().len());
+    run.handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_or_refused_permit_holds_up_the_polls() {
+    use crate::policy::permit::CallOutcome;
+    for (outcome, quiet) in [
+        (
+            CallOutcome::Throttled {
+                retry_after: Some(S(5)),
+            },
+            S(5),
+        ),
+        // The authentication gate's pause.
+        (
+            CallOutcome::Unauthenticated,
+            crate::policy::auth_gate::AUTH_PAUSE,
+        ),
+    ] {
+        let run = start(&["a", "b"], settings(), |_, _| job("RUNNING"));
+        tokio::time::sleep(S(10)).await;
+        let permits = run.handle.permits();
+        permits.acquire().await.unwrap();
+        let reported = Instant::now().saturating_duration_since(run.fake.origin);
+        permits.report(outcome.clone());
+        tokio::time::sleep(quiet + S(30)).await;
+        let during: Vec<_> = run
+            .calls()
+            .into_iter()
+            .filter(|(_, at)| *at > reported + Duration::from_millis(100) && *at < reported + quiet)
+            .collect();
+        assert!(
+            during.is_empty(),
+            "{outcome:?}: polls during the pause: {during:?}"
+        );
+        assert!(
+            run.calls().iter().any(|(_, at)| *at > reported + quiet),
+            "{outcome:?}: polls resume"
         );
         run.handle.shutdown().await;
     }

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
 
@@ -152,13 +152,16 @@ impl Fleet {
             )
         };
         let answer = self.inner.client.send(&request).await?;
-        let view = read_answer(
-            adapter,
-            answer.status,
-            answer.headers(),
-            &answer.body,
-            SystemTime::now(),
-        )?;
+        // A `Retry-After` date is resolved against the server's own clock
+        // (its `Date`) when it sent one, so a skewed local clock neither
+        // stretches nor cuts the pause.
+        let now = answer
+            .server_now_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map_or_else(SystemTime::now, |ms| {
+                SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+            });
+        let view = read_answer(adapter, answer.status, answer.headers(), &answer.body, now)?;
         Ok(Polled {
             view,
             server_now_ms: answer.server_now_ms,

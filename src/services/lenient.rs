@@ -7,7 +7,7 @@
 //! [`Number`] read numbers or numeric strings, [`Obj`] reads an object and
 //! takes anything else as absent, [`Objects`] and [`Texts`] read arrays and
 //! drop the elements of the wrong type. A struct declared with
-//! [`lenient_object!`] skips unknown keys and lets the last of repeated keys
+//! `lenient_object!` skips unknown keys and lets the last of repeated keys
 //! win, the way a JSON object read into a map would. Only bytes that are not
 //! JSON, a body that is not an object, or a body larger than its cap fail a
 //! whole body; nothing here panics, whatever the bytes.
@@ -31,7 +31,7 @@ use crate::job::Status;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// A struct whose fields are read from a JSON object one key at a time.
-/// Declare it with [`lenient_object!`].
+/// Declare it with `lenient_object!`.
 pub trait FromMap<'de>: Default {
     /// Reads the value of `key` into its field, or skips it.
     fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;

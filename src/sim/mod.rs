@@ -11,7 +11,8 @@
 //! returns a `SimHandle`; `serve` runs it on a given listener until a
 //! shutdown future completes (the `sim` subcommand). The unsigned control
 //! API under `/_sim/` and the handle's methods read statistics, add jobs
-//! and replace fault rules while it runs. `docs/simulator.md` describes the
+//! and replace fault rules while it runs. It also serves SMN's publish API
+//! under `/smn` and records every message ([`SmnMessage`], `GET /_sim/smn`). `docs/simulator.md` describes the
 //! scenario format and every answer.
 
 mod auth;
@@ -20,8 +21,10 @@ mod faults;
 mod routes;
 mod scenario;
 mod server;
+mod smn;
 mod state;
 mod timeline;
+mod tls;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -37,7 +40,9 @@ pub use scenario::{
     SubJobSpec, TimelineEntry,
 };
 pub use server::{FORBIDDEN_CODE, NO_SUCH_API_CODE};
+pub use smn::SmnMessage;
 pub use state::{JobStats, ServiceStats, Stats};
+pub use tls::{ServerOptions, TlsIdentity};
 
 use state::Shared;
 
@@ -48,6 +53,8 @@ use state::Shared;
 #[derive(Debug)]
 pub struct SimHandle {
     addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -59,15 +66,27 @@ impl SimHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, the endpoint to point a client at (ECS's
-    /// job API is served at its root).
+    /// `http://127.0.0.1:PORT` (`https://` when serving HTTPS), the
+    /// endpoint to point a client at (ECS's job API is served at its root).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
-    /// `http://127.0.0.1:PORT/{service}`, the endpoint of one service.
+    /// `http://127.0.0.1:PORT/{service}` (or `https://`), the endpoint of
+    /// one service.
     pub fn service_url(&self, service: crate::job::Service) -> String {
-        format!("http://{}/{service}", self.addr)
+        format!("{}://{}/{service}", self.scheme, self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/smn`, the SMN endpoint (publishes are served
+    /// below it).
+    pub fn smn_url(&self) -> String {
+        format!("http://{}/smn", self.addr)
+    }
+
+    /// Every message SMN topics received so far, in arrival order.
+    pub fn smn_messages(&self) -> Vec<SmnMessage> {
+        self.shared.lock().smn_messages.clone()
     }
 
     /// A copy of the statistics so far.
@@ -117,8 +136,13 @@ impl SimHandle {
     }
 }
 
-/// Binds 127.0.0.1:0 and serves in a background task (for tests).
+/// Binds 127.0.0.1:0 and serves HTTP in a background task (for tests).
 pub async fn spawn(scenario: Scenario) -> anyhow::Result<SimHandle> {
+    spawn_with(scenario, ServerOptions::default()).await
+}
+
+/// Like [`spawn`], with HTTPS or the closing of idle connections.
+pub async fn spawn_with(scenario: Scenario, options: ServerOptions) -> anyhow::Result<SimHandle> {
     let shared = Shared::new(scenario).context("invalid simulator scenario")?;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
@@ -126,29 +150,54 @@ pub async fn spawn(scenario: Scenario) -> anyhow::Result<SimHandle> {
     let addr = listener
         .local_addr()
         .context("cannot read the simulator's address")?;
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    // A bad identity fails here, not in the background task.
+    if let Some(identity) = &options.tls {
+        tls::acceptor(identity)?;
+    }
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async move {
         // A dropped sender stops the server as well.
         let _ = stopped.await;
     };
-    let task = tokio::spawn(server::run(listener, Arc::clone(&shared), shutdown));
+    let task = tokio::spawn(server::run(
+        listener,
+        Arc::clone(&shared),
+        options,
+        shutdown,
+    ));
     Ok(SimHandle {
         addr,
+        scheme,
         shared,
         stop: Some(stop),
         task,
     })
 }
 
-/// Serves on an already bound listener until `shutdown` completes (for the
-/// `sim` subcommand).
+/// Serves HTTP on an already bound listener until `shutdown` completes (for
+/// the `sim` subcommand).
 pub async fn serve(
     listener: TcpListener,
     scenario: Scenario,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(listener, scenario, ServerOptions::default(), shutdown).await
+}
+
+/// Like [`serve`], with HTTPS or the closing of idle connections.
+pub async fn serve_with(
+    listener: TcpListener,
+    scenario: Scenario,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let shared = Shared::new(scenario).context("invalid simulator scenario")?;
-    server::run(listener, shared, shutdown).await
+    server::run(listener, shared, options, shutdown).await
 }
 
 #[cfg(test)]

@@ -260,6 +260,10 @@ pub enum FaultKind {
     /// A 400 `Ecs.0005`.
     #[serde(rename = "client_error")]
     ClientError,
+    /// A 403 of the IAM policy (the key may not do this): `Ecs.0000` for a
+    /// job query, `SMN.00011008` for a publish.
+    #[serde(rename = "forbidden")]
+    Forbidden,
 }
 
 impl FaultKind {
@@ -273,6 +277,7 @@ impl FaultKind {
             FaultKind::Drop => "drop",
             FaultKind::Latency => "latency",
             FaultKind::ClientError => "client_error",
+            FaultKind::Forbidden => "forbidden",
         }
     }
 }

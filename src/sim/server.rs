@@ -27,6 +27,7 @@ use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -35,8 +36,10 @@ use super::bodies::{self, ecs_error_body};
 use super::faults;
 use super::routes::{self, JobTarget};
 use super::scenario::{FaultKind, FaultRule, JobSpec, NotFoundStyle};
+use super::smn;
 use super::state::{LiveKey, Shared};
 use super::timeline;
+use super::tls::{self, Activity, ServerOptions};
 use crate::job::Service;
 
 /// The largest request body read; job queries have none.
@@ -61,12 +64,16 @@ struct ConnectionAbort(CancellationToken);
 
 /// Accepts connections on `listener` until `shutdown` completes, then
 /// closes idle connections, lets in-flight requests finish, and returns.
+/// `options` add HTTPS and the closing of idle connections.
 pub async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
+    options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let router = router(shared);
+    let acceptor = options.tls.as_ref().map(tls::acceptor).transpose()?;
+    let idle_timeout = options.idle_timeout;
+    let router = router(Arc::clone(&shared));
     let stop = CancellationToken::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -75,7 +82,13 @@ pub async fn run(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, router.clone(), stop.clone()));
+                    let connection = Connection {
+                        router: router.clone(),
+                        shared: Arc::clone(&shared),
+                        stop: stop.clone(),
+                        idle_timeout,
+                    };
+                    connections.spawn(connection.accept(stream, acceptor.clone()));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "simulator: accept failed");
@@ -91,35 +104,84 @@ pub async fn run(
     Ok(())
 }
 
-/// Serves one connection until it ends, a handler aborts it, or `stop`
-/// asks for a graceful close.
-async fn serve_connection(stream: TcpStream, router: Router, stop: CancellationToken) {
-    let abort = CancellationToken::new();
-    let request_abort = abort.clone();
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-        request
-            .extensions_mut()
-            .insert(ConnectionAbort(request_abort.clone()));
-        router.clone().oneshot(request.map(Body::new))
-    });
-    let connection =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(error) = result {
-                tracing::debug!(%error, "simulator: connection ended with an error");
+/// What serving one connection needs.
+struct Connection {
+    router: Router,
+    shared: Arc<Shared>,
+    /// Cancelled when the server stops: a graceful close.
+    stop: CancellationToken,
+    idle_timeout: Option<Duration>,
+}
+
+impl Connection {
+    /// Completes the TLS handshake, when there is one, and serves.
+    async fn accept(self, stream: TcpStream, acceptor: Option<TlsAcceptor>) {
+        self.shared.lock().stats.connections += 1;
+        let Some(acceptor) = acceptor else {
+            return self.serve(TokioIo::new(stream)).await;
+        };
+        match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => self.serve(TokioIo::new(stream)).await,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "simulator: TLS handshake failed");
+                self.shared.lock().stats.tls_handshake_failures += 1;
             }
-            return;
+            Err(_elapsed) => {
+                tracing::debug!("simulator: TLS handshake timed out");
+                self.shared.lock().stats.tls_handshake_failures += 1;
+            }
         }
-        // Returning drops the connection, which closes the socket unanswered.
-        () = abort.cancelled() => return,
-        () = stop.cancelled() => {}
     }
-    connection.as_mut().graceful_shutdown();
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        () = abort.cancelled() => {}
+
+    /// Serves one connection until it ends, a handler aborts it, or it is
+    /// closed gracefully: when the server stops, or when no request has
+    /// been in flight for `idle_timeout`.
+    async fn serve<I>(self, io: TokioIo<I>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let abort = CancellationToken::new();
+        let request_abort = abort.clone();
+        let activity = Activity::default();
+        let requests = activity.clone();
+        let router = self.router;
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(ConnectionAbort(request_abort.clone()));
+            let in_flight = requests.begin();
+            let answer = router.clone().oneshot(request.map(Body::new));
+            async move {
+                let answer = answer.await;
+                drop(in_flight);
+                answer
+            }
+        });
+        let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+        tokio::pin!(connection);
+        let idle = async {
+            match self.idle_timeout {
+                Some(idle) => activity.idle_for(idle).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "simulator: connection ended with an error");
+                }
+                return;
+            }
+            // Returning drops the connection, which closes the socket unanswered.
+            () = abort.cancelled() => return,
+            () = self.stop.cancelled() => {}
+            () = idle => self.shared.lock().stats.connections_closed_idle += 1,
+        }
+        connection.as_mut().graceful_shutdown();
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            () = abort.cancelled() => {}
+        }
     }
 }
 
@@ -128,6 +190,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/stats", get(stats))
         .route("/_sim/jobs", post(add_jobs))
         .route("/_sim/faults", put(set_faults))
+        .route("/_sim/smn", get(smn_messages))
         .fallback(api)
         .layer(axum::middleware::map_response(ensure_request_id))
         .with_state(shared)
@@ -215,6 +278,9 @@ impl Asked {
 /// and 404 for the rest.
 async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let request_id = new_request_id();
+    if let Some(target) = smn::publish_target(request.uri().path()) {
+        return smn_publish(shared, request, target, request_id).await;
+    }
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let Some(route) = routes::route(path) else {
@@ -256,6 +322,42 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         Ok(body) => body,
         Err(_) => Bytes::new(),
     };
+    let forbidden = || {
+        let action = format!("{}:jobs:get", asked.service.host_label());
+        forbidden_answer(&action, &request_id)
+    };
+    if let Some(refusal) = gateway(&shared, &parts, &body, arrival, &request_id, forbidden) {
+        return refusal;
+    }
+    if let Some(rule) = draw_fault(&shared, &parts, &asked.names()).await {
+        return fault_response(&shared, &rule, &parts.method, &asked, &request_id);
+    }
+
+    let (status, body) = answer(&shared, &parts.method, &asked, true);
+    respond(status, body, &request_id)
+}
+
+/// A 403 of the IAM policy for `action` (a forbidden credential).
+fn forbidden_answer(action: &str, request_id: &str) -> Response {
+    ecs_error(
+        StatusCode::FORBIDDEN,
+        FORBIDDEN_CODE,
+        &format!("Policy doesn't allow {action} to be performed."),
+        request_id,
+    )
+}
+
+/// The gateway's checks of every API request, in its order: the
+/// signature (401), the credential's `forbidden` (403, answered by
+/// `forbidden`), the global rate limit (429). `Some` is the refusal.
+fn gateway(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    body: &Bytes,
+    arrival: Instant,
+    request_id: &str,
+    forbidden: impl FnOnce() -> Response,
+) -> Option<Response> {
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -268,45 +370,36 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         .collect();
     let received = Received {
         method: parts.method.as_str(),
-        path,
+        path: parts.uri.path(),
         query: parts.uri.query(),
         headers: &headers,
-        body: &body,
+        body,
     };
     let now_wall = shared.clock.wall(shared.clock.elapsed());
     let credential = match auth::verify(&received, &shared.credentials, now_wall) {
         Ok(credential) => credential,
         Err(rejection) => {
             shared.lock().stats.rejected_auth += 1;
-            return match rejection {
+            return Some(match rejection {
                 Rejection::Signature => gateway_error(
                     StatusCode::UNAUTHORIZED,
                     "APIGW.0301",
                     "Incorrect IAM authentication information: verify aksk signature fail",
-                    &request_id,
+                    request_id,
                 ),
                 Rejection::Date => gateway_error(
                     StatusCode::UNAUTHORIZED,
                     "APIGW.0303",
                     "Incorrect IAM authentication information: \
                      X-Sdk-Date is missing or not within 15 minutes of the server time",
-                    &request_id,
+                    request_id,
                 ),
-            };
+            });
         }
     };
     if credential.forbidden {
-        return ecs_error(
-            StatusCode::FORBIDDEN,
-            FORBIDDEN_CODE,
-            &format!(
-                "Policy doesn't allow {}:jobs:get to be performed.",
-                asked.service.host_label()
-            ),
-            &request_id,
-        );
+        return Some(forbidden());
     }
-
     let limit = shared.requests_per_second;
     if !shared.lock().admit(arrival, limit) {
         let message = format!(
@@ -316,20 +409,30 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
             StatusCode::TOO_MANY_REQUESTS,
             "APIGW.0308",
             &message,
-            &request_id,
+            request_id,
         );
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return Some(response);
     }
+    None
+}
 
+/// The fault rule drawn for a request known by `names`, after the latency
+/// of every latency rule drawn; `drop` closes the connection here and never
+/// returns.
+async fn draw_fault(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    names: &[&str],
+) -> Option<FaultRule> {
     let drawn = {
         let mut state = shared.lock();
         let drawn = faults::draw(
             &state.faults,
             shared.clock.elapsed(),
-            &asked.names(),
+            names,
             &mut rand::rng(),
         );
         for _ in 0..drawn.latency_rules {
@@ -343,20 +446,104 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     if !drawn.latency.is_zero() {
         tokio::time::sleep(drawn.latency).await;
     }
-    if let Some(rule) = drawn.answer {
-        if rule.kind == FaultKind::Drop
-            && let Some(ConnectionAbort(abort)) = parts.extensions.get::<ConnectionAbort>()
-        {
-            // The connection task drops the connection, and this future
-            // with it, before any byte of a response is written.
-            abort.cancel();
-            std::future::pending::<()>().await;
-        }
-        return fault_response(&shared, &rule, &parts.method, &asked, &request_id);
+    let rule = drawn.answer?;
+    if rule.kind == FaultKind::Drop
+        && let Some(ConnectionAbort(abort)) = parts.extensions.get::<ConnectionAbort>()
+    {
+        // The connection task drops the connection, and this future with
+        // it, before any byte of a response is written.
+        abort.cancel();
+        std::future::pending::<()>().await;
     }
+    Some(rule)
+}
 
-    let (status, body) = answer(&shared, &parts.method, &asked, true);
-    respond(status, body, &request_id)
+/// `POST /smn/v2/{project_id}/notifications/topics/{topic_urn}/publish`:
+/// the gateway, the faults, then the publish (see [`super::smn`]).
+async fn smn_publish(
+    shared: Arc<Shared>,
+    request: Request,
+    target: smn::PublishTarget,
+    request_id: String,
+) -> Response {
+    let arrival = Instant::now();
+    shared.lock().record_smn_arrival(arrival);
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_REQUEST_BODY)
+        .await
+        .unwrap_or_default();
+    let forbidden = || smn_forbidden(&request_id);
+    if let Some(refusal) = gateway(&shared, &parts, &body, arrival, &request_id, forbidden) {
+        return refusal;
+    }
+    if let Some(rule) = draw_fault(&shared, &parts, &["smn", target.topic()]).await
+        && let Some(response) = smn_fault(&shared, &rule, &request_id)
+    {
+        return response;
+    }
+    if parts.method != Method::POST {
+        return no_such_api(&parts.method, parts.uri.path(), &request_id);
+    }
+    let read = smn::read_publish(&target, &body, |project| shared.serves_project(project));
+    match read {
+        Ok(mut message) => {
+            message.message_id = new_request_id();
+            message.at_ms = shared.clock.elapsed().as_millis() as u64;
+            let answer = json!({"request_id": request_id, "message_id": message.message_id});
+            shared.lock().record_smn_message(message);
+            respond(StatusCode::OK, to_json(&answer), &request_id)
+        }
+        Err(refused) => {
+            let status = if refused.code == "SMN.00010009" {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            gateway_error(status, refused.code, &refused.message, &request_id)
+        }
+    }
+}
+
+/// SMN's 403 for a key that may not publish.
+fn smn_forbidden(request_id: &str) -> Response {
+    gateway_error(
+        StatusCode::FORBIDDEN,
+        "SMN.00011008",
+        "Policy doesn't allow smn:topic:publish to be performed.",
+        request_id,
+    )
+}
+
+/// The answer of a fault rule drawn for a publish (`None`: the publish
+/// goes on).
+fn smn_fault(shared: &Shared, rule: &FaultRule, request_id: &str) -> Option<Response> {
+    let response = match rule.kind {
+        FaultKind::ServerError => {
+            let code = status(faults::server_error_status(rule, &mut rand::rng()));
+            gateway_error(code, "SMN.00010000", "Internal server error.", request_id)
+        }
+        FaultKind::Throttle | FaultKind::Throttle202 => throttle_answer(shared, rule, request_id),
+        FaultKind::Forbidden => smn_forbidden(request_id),
+        FaultKind::ClientError => gateway_error(
+            StatusCode::BAD_REQUEST,
+            "SMN.00010001",
+            "request body is illegal.",
+            request_id,
+        ),
+        // A 200 cut short, and (without a connection to close) a drop.
+        FaultKind::Truncate | FaultKind::Drop => {
+            let full = to_json(&json!({"request_id": request_id, "message_id": "cut"}));
+            let length = HeaderValue::from(full.len());
+            let mut response = respond(StatusCode::OK, faults::truncated_body(full), request_id);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, length);
+            response
+        }
+        // Latency rules never answer; `faults::draw` adds them up instead.
+        FaultKind::Latency => return None,
+    };
+    Some(response)
 }
 
 fn no_such_api(method: &Method, path: &str, request_id: &str) -> Response {
@@ -446,21 +633,7 @@ fn fault_response(
             };
             ecs_error(code, "Ecs.0500", message, request_id)
         }
-        FaultKind::Throttle => {
-            let mut response = gateway_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "APIGW.0308",
-                "The throttling threshold has been reached: policy user over ratelimit,limit:200,time:1 second",
-                request_id,
-            );
-            if let Some(value) = rule
-                .retry_after
-                .and_then(|delay| retry_after_value(shared, delay, rule.retry_after_http_date))
-            {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
-        }
+        FaultKind::Throttle => throttle_answer(shared, rule, request_id),
         FaultKind::Throttle202 => gateway_error(
             StatusCode::ACCEPTED,
             "Common.0024",
@@ -473,6 +646,10 @@ fn fault_response(
             "request body is illegal.",
             request_id,
         ),
+        FaultKind::Forbidden => {
+            let action = format!("{}:jobs:get", asked.service.host_label());
+            forbidden_answer(&action, request_id)
+        }
         FaultKind::Truncate => truncated(shared, method, asked, request_id),
         // `api` closes the connection itself; this answer is only reached
         // without a connection to close (the router served by another
@@ -497,11 +674,39 @@ fn truncated(shared: &Shared, method: &Method, asked: &Asked, request_id: &str) 
     response
 }
 
-/// `Retry-After` as whole seconds (rounded up) or as an HTTP date.
-fn retry_after_value(shared: &Shared, delay: Duration, http_date: bool) -> Option<HeaderValue> {
+/// The 429 of a `throttle` fault rule, with its `Retry-After`.
+fn throttle_answer(shared: &Shared, rule: &FaultRule, request_id: &str) -> Response {
+    let mut response = gateway_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "APIGW.0308",
+        "The throttling threshold has been reached: policy user over ratelimit,limit:200,time:1 second",
+        request_id,
+    );
+    if let Some(delay) = rule.retry_after {
+        let now = shared.clock.wall(shared.clock.elapsed());
+        if let Some(value) = retry_after_value(now, delay, rule.retry_after_http_date) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        // The date form counts from this answer's own `Date`, so a client
+        // that reads both gets the delay exactly.
+        if rule.retry_after_http_date
+            && let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::from(now)))
+        {
+            response.headers_mut().insert(header::DATE, date);
+        }
+    }
+    response
+}
+
+/// `Retry-After` as whole seconds (rounded up) or as the HTTP date `delay`
+/// after `now`.
+fn retry_after_value(
+    now: chrono::DateTime<chrono::Utc>,
+    delay: Duration,
+    http_date: bool,
+) -> Option<HeaderValue> {
     let text = if http_date {
-        let at = shared.clock.wall(shared.clock.elapsed() + delay);
-        httpdate::fmt_http_date(SystemTime::from(at))
+        httpdate::fmt_http_date(SystemTime::from(timeline::wall_time(now, delay)))
     } else {
         let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
         seconds.to_string()
@@ -512,6 +717,12 @@ fn retry_after_value(shared: &Shared, delay: Duration, http_date: bool) -> Optio
 /// `GET /_sim/stats`.
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     respond(StatusCode::OK, to_json(&shared.stats()), &new_request_id())
+}
+
+/// `GET /_sim/smn`: every message a topic received, in arrival order.
+async fn smn_messages(State(shared): State<Arc<Shared>>) -> Response {
+    let messages = shared.lock().smn_messages.clone();
+    respond(StatusCode::OK, to_json(&messages), &new_request_id())
 }
 
 /// `POST /_sim/jobs` with a JSON array of `JobSpec`.

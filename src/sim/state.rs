@@ -18,6 +18,7 @@ use super::scenario::{
     Credential, FaultKind, FaultRule, JobSpec, Scenario, ScenarioError, validate_faults,
     validate_jobs, validate_projects,
 };
+use super::smn::SmnMessage;
 use super::timeline::wall_time;
 use crate::job::Service;
 
@@ -27,7 +28,8 @@ const WINDOW: Duration = Duration::from_secs(1);
 /// What the simulator has seen, as `GET /_sim/stats` reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Every request to a job API path, whatever the outcome.
+    /// Every request to a job API path or an SMN publish, whatever the
+    /// outcome.
     pub requests_total: u64,
     /// Requests answered 401 (signature, date or token).
     pub rejected_auth: u64,
@@ -35,7 +37,8 @@ pub struct Stats {
     pub rejected_rate_limit: u64,
     /// Injected faults by kind (`server_error`, `latency`, ...).
     pub faults_injected: BTreeMap<String, u64>,
-    /// The most job API requests that arrived within any one second.
+    /// The most requests (job queries and SMN publishes) that arrived
+    /// within any one second.
     pub max_requests_in_any_1s_window: u64,
     /// Per known job, by its key: the bare id for an ECS job of the
     /// scenario's `project_id`, `SERVICE:ID` for another service's,
@@ -44,6 +47,16 @@ pub struct Stats {
     /// Per service that was asked (`ecs`, `evs`, ...).
     #[serde(default)]
     pub services: BTreeMap<String, ServiceStats>,
+    /// Connections accepted (before any TLS handshake).
+    #[serde(default)]
+    pub connections: u64,
+    /// Connections closed after `idle_timeout` without a request in flight.
+    #[serde(default)]
+    pub connections_closed_idle: u64,
+    /// TLS handshakes that failed or timed out (a client that does not
+    /// trust the certificate, for one).
+    #[serde(default)]
+    pub tls_handshake_failures: u64,
 }
 
 /// What the simulator has seen for one service.
@@ -163,6 +176,8 @@ pub struct State {
     pub faults: Vec<FaultRule>,
     /// The counters.
     pub stats: Stats,
+    /// Every message SMN topics received, in arrival order.
+    pub smn_messages: Vec<SmnMessage>,
     arrivals: VecDeque<Instant>,
     admitted: VecDeque<Instant>,
 }
@@ -299,6 +314,33 @@ impl State {
         {
             job_stats.requests += 1;
         }
+    }
+
+    /// Counts an SMN publish at `now`: in `requests_total`, the busiest
+    /// second and `services["smn"]`, like a job query.
+    pub fn record_smn_arrival(&mut self, now: Instant) {
+        self.stats.requests_total += 1;
+        self.stats
+            .services
+            .entry("smn".to_string())
+            .or_default()
+            .requests += 1;
+        prune(&mut self.arrivals, now);
+        self.arrivals.push_back(now);
+        let in_window = self.arrivals.len() as u64;
+        if in_window > self.stats.max_requests_in_any_1s_window {
+            self.stats.max_requests_in_any_1s_window = in_window;
+        }
+    }
+
+    /// Records a message a topic accepted.
+    pub fn record_smn_message(&mut self, message: SmnMessage) {
+        self.stats
+            .services
+            .entry("smn".to_string())
+            .or_default()
+            .served += 1;
+        self.smn_messages.push(message);
     }
 
     /// The counters of `service`.

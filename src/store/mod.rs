@@ -218,6 +218,54 @@ impl Store {
         })
     }
 
+    /// Opens a store that lives in memory only, migrated like a real one:
+    /// for `wait` without a daemon, whose scheduler records nothing that
+    /// outlives the command. No file is created and no lock is taken.
+    pub fn open_in_memory() -> Result<Store, StateError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        let mut store = Store {
+            conn,
+            path,
+            _lock: None,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Whether a daemon holds the store of `dir`: a shared, non-blocking
+    /// `flock` on `dir/state.lock`, opened read-only (so a user who may
+    /// only read the state directory can ask), fails while a daemon holds
+    /// its exclusive lock. The shared lock is released at once, so a
+    /// daemon starting meanwhile is not kept out. No lock file: no daemon.
+    pub fn daemon_running(dir: &Path) -> Result<bool, StateError> {
+        let lock_path = dir.join("state.lock");
+        let lock = match File::open(&lock_path) {
+            Ok(lock) => lock,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: lock_path,
+                    source,
+                });
+            }
+        };
+        match lock.try_lock_shared() {
+            Ok(()) => {
+                let _ = lock.unlock();
+                Ok(false)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(source)) => Err(StateError::Io {
+                path: lock_path,
+                source,
+            }),
+        }
+    }
+
     fn sqlite(&self, source: rusqlite::Error) -> StateError {
         StateError::Sqlite {
             path: self.path.clone(),

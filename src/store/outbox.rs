@@ -16,6 +16,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 pub struct Queued {
     /// The sink's key in the outbox.
     pub sink: String,
+    /// Where the sink delivers: a webhook's URL, an SMN topic's URN.
+    pub target: String,
     /// The event's `event_id`; a sink gets each fact once.
     pub event_id: String,
     /// The request body: the event's JSON line.
@@ -27,14 +29,15 @@ pub struct Queued {
 /// Queues a row unless the sink already has this fact.
 pub fn queue(tx: &Transaction<'_>, queued: &Queued) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO outbox (sink, event_id, body, created_at, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)",
+        "INSERT OR IGNORE INTO outbox (sink, event_id, body, created_at, next_attempt_at, target)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
     )?
     .execute(params![
         queued.sink,
         queued.event_id,
         queued.body,
-        queued.created_at
+        queued.created_at,
+        queued.target
     ])?;
     Ok(())
 }
@@ -56,6 +59,9 @@ pub struct Row {
     pub next_attempt_at: i64,
     /// What the last attempt said.
     pub last_error: Option<String>,
+    /// Where its sink delivers, when the row says (rows queued before
+    /// this was kept say nothing; their key was a webhook's URL).
+    pub target: Option<String>,
 }
 
 /// One sink's connection to the outbox. Calls run on the blocking pool.
@@ -64,15 +70,34 @@ pub struct Outbox {
     sink: String,
 }
 
+/// A connection of its own to the (already migrated) database `db`, for a
+/// delivery task or the start-up check of the sinks.
+pub fn connect(db: &Path) -> Result<Connection, String> {
+    Connection::open(db)
+        .and_then(|conn| {
+            conn.busy_timeout(Duration::from_secs(5))?;
+            Ok(conn)
+        })
+        .map_err(|error| format!("state database {}: {error}", db.display()))
+}
+
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: row.get(0)?,
+        event_id: row.get(1)?,
+        body: row.get(2)?,
+        created_at: row.get(3)?,
+        attempts: row.get::<_, i64>(4)?.max(0) as u64,
+        next_attempt_at: row.get(5)?,
+        last_error: row.get(6)?,
+        target: row.get(7)?,
+    })
+}
+
 impl Outbox {
     /// Opens the outbox of `sink` in the (already migrated) database `db`.
     pub fn open(db: &Path, sink: String) -> Result<Outbox, String> {
-        let conn = Connection::open(db)
-            .and_then(|conn| {
-                conn.busy_timeout(Duration::from_secs(5))?;
-                Ok(conn)
-            })
-            .map_err(|error| format!("state database {}: {error}", db.display()))?;
+        let conn = connect(db)?;
         Ok(Outbox {
             conn: Arc::new(Mutex::new(conn)),
             sink,
@@ -108,20 +133,10 @@ impl Outbox {
     pub async fn head(&self) -> Result<Option<Row>, String> {
         self.call(|conn, sink| {
             conn.prepare_cached(
-                "SELECT id, event_id, body, created_at, attempts, next_attempt_at, last_error
+                "SELECT id, event_id, body, created_at, attempts, next_attempt_at, last_error, target
                  FROM outbox WHERE sink = ?1 ORDER BY id LIMIT 1",
             )?
-            .query_row([sink], |row| {
-                Ok(Row {
-                    id: row.get(0)?,
-                    event_id: row.get(1)?,
-                    body: row.get(2)?,
-                    created_at: row.get(3)?,
-                    attempts: row.get::<_, i64>(4)?.max(0) as u64,
-                    next_attempt_at: row.get(5)?,
-                    last_error: row.get(6)?,
-                })
-            })
+            .query_row([sink], read_row)
             .optional()
         })
         .await
@@ -172,5 +187,32 @@ pub fn rename_sink(conn: &Connection, from: &str, to: &str) -> rusqlite::Result<
     conn.execute(
         "UPDATE OR IGNORE outbox SET sink = ?2 WHERE sink = ?1",
         params![from, to],
+    )
+}
+
+/// Removes every row of `sink` and returns them, oldest first (a sink no
+/// longer configured: each is announced as given up).
+pub fn take_sink(conn: &mut Connection, sink: &str) -> rusqlite::Result<Vec<Row>> {
+    let tx = conn.transaction()?;
+    let rows = {
+        let mut statement = tx.prepare(
+            "SELECT id, event_id, body, created_at, attempts, next_attempt_at, last_error, target
+             FROM outbox WHERE sink = ?1 ORDER BY id",
+        )?;
+        let rows = statement.query_map([sink], read_row)?;
+        rows.collect::<rusqlite::Result<Vec<Row>>>()?
+    };
+    tx.execute("DELETE FROM outbox WHERE sink = ?1", [sink])?;
+    tx.commit()?;
+    Ok(rows)
+}
+
+/// Deletes the rows of `sink` whose fact `other` has queued too (what
+/// [`rename_sink`] left behind because the new key had them already).
+pub fn delete_duplicates(conn: &Connection, sink: &str, other: &str) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM outbox WHERE sink = ?1
+         AND event_id IN (SELECT event_id FROM outbox WHERE sink = ?2)",
+        params![sink, other],
     )
 }

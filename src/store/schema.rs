@@ -55,7 +55,9 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_sink ON outbox (sink, id);
     CREATE UNIQUE INDEX outbox_fact ON outbox (sink, event_id);",
-    // Version 3: the job family. A job is identified by (project, service,
+    // Version 3: the job family. Outbox rows also keep where their sink
+    // delivers (a webhook's URL, a topic's URN), which a sink removed from
+    // the configuration no longer says. A job is identified by (project, service,
     // job id); every existing row is an ECS job of the default project.
     // Durations are kept per service, job type and phase (a whole job, or a
     // batch's tail after its last sub-job), with where they came from (the
@@ -100,5 +102,6 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE durations ADD COLUMN phase TEXT NOT NULL DEFAULT 'whole';
     ALTER TABLE durations ADD COLUMN source TEXT NOT NULL DEFAULT 'sighting';
     DROP INDEX durations_type;
-    CREATE INDEX durations_type ON durations (service, job_type, phase, finished_at);",
+    CREATE INDEX durations_type ON durations (service, job_type, phase, finished_at);
+    ALTER TABLE outbox ADD COLUMN target TEXT;",
 ];

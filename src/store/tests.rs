@@ -178,6 +178,29 @@ fn second_opener_is_refused_and_missing_parent_is_named() {
 }
 
 #[test]
+fn a_running_daemon_is_seen_through_its_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    // No lock file yet: no daemon.
+    assert!(!Store::daemon_running(dir.path()).unwrap());
+    let daemon = Store::open(dir.path()).unwrap();
+    assert!(Store::daemon_running(dir.path()).unwrap());
+    // Asking twice takes nothing away, and the daemon is not disturbed.
+    assert!(Store::daemon_running(dir.path()).unwrap());
+    drop(daemon);
+    assert!(!Store::daemon_running(dir.path()).unwrap());
+    // The question released its shared lock: a daemon can start.
+    let _again = Store::open(dir.path()).unwrap();
+}
+
+#[test]
+fn an_in_memory_store_is_migrated_and_takes_writes() {
+    let mut store = Store::open_in_memory().unwrap();
+    assert_eq!(version(&store), SCHEMA_VERSION);
+    store.apply(&[Write::Job(record("a"))]).unwrap();
+    assert_eq!(store.job(&key("a")).unwrap(), Some(record("a")));
+}
+
+#[test]
 fn a_missing_state_dir_is_created_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
@@ -230,6 +253,7 @@ fn outbox(store: &Store) -> Vec<(String, String, String, i64, i64)> {
 fn queue(sink: &str, event_id: &str, body: &str, at: i64) -> Write {
     Write::Outbox(Queued {
         sink: sink.into(),
+        target: format!("https://{sink}.example.com/"),
         event_id: event_id.into(),
         body: body.into(),
         created_at: at,

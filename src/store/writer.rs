@@ -3,7 +3,7 @@
 //! merging what queued up. A batch that fails (a full disk) is retried
 //! until it succeeds, and a health flag tells the scheduler to hold
 //! announcements back meanwhile; at the stop, a failing batch is given up
-//! after [`STOP_RETRY`].
+//! after `STOP_RETRY` (2 s).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,7 +144,7 @@ impl Writer {
 
     /// Writes everything queued and returns the store (`None` if the
     /// thread is gone). A batch that still cannot be written
-    /// [`STOP_RETRY`] after the stop is given up, with its error.
+    /// `STOP_RETRY` (2 s) after the stop is given up, with its error.
     pub fn finish(mut self) -> Result<Option<Store>, StateError> {
         self.closing.store(true, Ordering::SeqCst);
         self.sender = None;

@@ -1,6 +1,10 @@
 //! The metrics listener: the Prometheus recorder, and `/metrics`,
 //! `/healthz` and `/readyz` on `metrics.listen`.
 //!
+//! Process metrics (`process_cpu_seconds_total`,
+//! `process_resident_memory_bytes`, `process_open_fds`, ...) are collected
+//! by `metrics-process` at each scrape, under their standard names.
+//!
 //! `/healthz` says whether the process and its scheduler are alive;
 //! `/readyz` whether the scheduler makes progress and the API answered
 //! anything but authentication errors lately.
@@ -37,13 +41,19 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ];
     let lag = &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0];
+    // Jobs take seconds (a volume) to hours (a bare-metal batch).
+    let jobs = &[
+        1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
+    ];
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(API_REQUEST_DURATION.into()), latency)?
         .set_buckets_for_metric(Matcher::Full(STATE_WRITE.into()), latency)?
         .set_buckets_for_metric(Matcher::Full(SCHEDULER_LAG.into()), lag)?
         .set_buckets_for_metric(Matcher::Full(BUDGET_WAIT.into()), lag)?
+        .set_buckets_for_metric(Matcher::Full(JOB_DURATION.into()), jobs)?
         .install_recorder()?;
     describe();
+    metrics_process::Collector::default().describe();
     ::metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
@@ -127,7 +137,14 @@ pub async fn serve(
 
 type AppState = (PrometheusHandle, Arc<Health>);
 
-async fn metrics_page(State((handle, _)): State<AppState>) -> Response {
+async fn metrics_page(State((handle, health)): State<AppState>) -> Response {
+    metrics_process::Collector::default().collect();
+    let ready = if health.not_ready().is_none() {
+        1.0
+    } else {
+        0.0
+    };
+    ::metrics::gauge!(READY).set(ready);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -10,4 +10,4 @@ pub mod names;
 pub mod stats;
 
 pub use names::*;
-pub use stats::Stats;
+pub use stats::{ERROR_TYPES, Stats};

@@ -16,7 +16,7 @@ use super::file::is_watch_name;
 /// rewrite that restores size and mtime still shows) and whether the file is regular. Two
 /// fingerprints are equal when nothing a reload would see has changed, as far as metadata tells;
 /// an unreadable directory or entry is part of the fingerprint too, so its recovery shows.
-/// Directories named `*.jobs` and names starting with `.` are left out, as [`load`] ignores them.
+/// Directories named `*.jobs` and names starting with `.` are left out, as `watch::load` ignores them.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Fingerprint {
     dir_error: Option<io::ErrorKind>,

@@ -6,7 +6,7 @@
 //! [key=value ...]`, with `#` starting a comment. Reading never fails as a
 //! whole: a bad line (a bad id, an unknown service or project), an
 //! unreadable file or a missing directory is a [`Problem`] naming the place,
-//! and everything else still counts. [`fingerprint`] notices edits with a
+//! and everything else still counts. [`fingerprint()`] notices edits with a
 //! cheap periodic scan that reads no file.
 
 pub mod file;

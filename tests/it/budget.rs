@@ -1,6 +1,6 @@
 //! The request budget as the simulator counts it: the configured rate is
 //! never exceeded, a 429 with `Retry-After` pauses every job, and a wrong
-//! secret costs a handful of calls and one ERROR line.
+//! secret costs one call and one ERROR line.
 //!
 //! These tests assert on the simulator's counts, never on how fast the
 //! daemon is.
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::daemon::check_common_fields;
 use crate::harness::{Match, Setup, dump, faults, sim};
+use crate::reliability::budget_ceiling;
 
 /// `count` jobs that run for ever.
 fn running_jobs(count: usize) -> (String, Vec<String>) {
@@ -35,21 +36,19 @@ async fn the_request_budget_is_never_exceeded() {
         .set("limits.requests_per_second", 5)
         .set("limits.burst", 1);
     let daemon = setup.start().await;
-    let stats = sim
-        .await_stats("40 requests", |stats| stats.requests_total >= 40)
+    sim.await_stats("40 requests", |stats| stats.requests_total >= 40)
         .await;
     let run = daemon.stop_cleanly().await;
     check_common_fields(&run);
+    // 100 jobs want far more than 5 calls a second, so the budget is what
+    // limits them: the busiest second reaches it and does not pass it.
+    let stats = sim.stats();
+    let busiest = stats.max_requests_in_any_1s_window;
     assert!(
-        stats.max_requests_in_any_1s_window <= 6,
-        "budget of 5/s with burst 1 exceeded: {} requests in one second",
-        stats.max_requests_in_any_1s_window
+        busiest <= budget_ceiling(5, 1),
+        "budget of 5/s with burst 1 exceeded: {busiest} requests in one second"
     );
-    let final_stats = sim.stats();
-    assert!(
-        final_stats.max_requests_in_any_1s_window <= 6,
-        "{final_stats:?}"
-    );
+    assert!(busiest >= 5, "the budget was never reached: {stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,7 +109,7 @@ async fn a_429_with_retry_after_pauses_every_job() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_wrong_secret_costs_at_most_4_calls_and_one_error_line() {
+async fn a_wrong_secret_costs_one_call_and_one_error_line() {
     let (tables, ids) = running_jobs(20);
     let sim = sim(&tables).await;
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -133,11 +132,11 @@ async fn a_wrong_secret_costs_at_most_4_calls_and_one_error_line() {
     assert_eq!(line["http_status"], 401, "{line}");
     assert_eq!(line["error_code"], "APIGW.0301", "{line}");
     assert!(again.is_none(), "{again:?}");
-    assert!(
-        stats.rejected_auth <= 4,
-        "{} calls with a wrong secret",
-        stats.rejected_auth
-    );
+    // The README's promise: until a call succeeds only one is in flight,
+    // and the refusal pauses every call for 5 minutes, so 20 jobs cost one
+    // call in all.
+    assert_eq!(stats.rejected_auth, 1, "{stats:?}");
+    assert_eq!(stats.requests_total, 1, "{stats:?}");
     assert_eq!(auth.all(&run.events).len(), 1, "{}", dump(&run.events));
     assert!(
         !run.stderr.contains("a-wrong-secret") && !dump(&run.events).contains("a-wrong-secret"),

@@ -280,6 +280,7 @@ fn fleet(base_url: &str, key: Key, request_timeout: Duration) -> Fleet {
     let settings = HttpSettings {
         request_timeout,
         ca_file: None,
+        ..HttpSettings::default()
     };
     let client = Client::build(&settings, credentials(key)).expect("the client builds");
     let targets = vec![
@@ -670,16 +671,87 @@ async fn throttle_with_retry_after_as_http_date() {
         .await
         .expect_err("the fault answers 429");
     assert_no_secrets(&error);
-    // The date is resolved against the wall clock, so only its presence and
-    // its bound are checked.
-    match error.kind {
+    // The date is resolved against the answer's own `Date`, which the
+    // simulator sets from the same instant: exactly 30 s.
+    assert_eq!(
+        error.kind,
         ErrorKind::Throttled {
-            retry_after: Some(delay),
-        } => assert!(delay <= Duration::from_secs(30), "{delay:?}"),
-        other => panic!("expected Throttled with a Retry-After, got {other:?}"),
-    }
+            retry_after: Some(Duration::from_secs(30))
+        }
+    );
     assert_eq!(error.http_status, Some(429));
     assert_eq!(error.error_code.as_deref(), Some("APIGW.0308"));
+}
+
+/// A 429 whose `Retry-After` is `retry_after`, with a fixed `Date`.
+macro_rules! throttled_answer {
+    ($retry_after:literal) => {
+        concat!(
+            "HTTP/1.1 429 Too Many Requests\r\n",
+            "Date: Wed, 21 Oct 2015 07:28:00 GMT\r\n",
+            "Retry-After: ",
+            $retry_after,
+            "\r\n",
+            "X-Request-Id: raw-request-id-7\r\n",
+            "Content-Type: application/json\r\n",
+            "Content-Length: 56\r\n",
+            "Connection: close\r\n\r\n",
+            r#"{"error_code":"APIGW.0308","error_msg":"Throttled."}    "#,
+        )
+    };
+}
+
+/// `Retry-After` through the whole client, value by value: seconds as
+/// given, a fraction kept, an HTTP date counted from the answer's `Date`
+/// (not from this machine's clock), a date before it as no pause, and
+/// anything over the cap cut to one hour.
+#[tokio::test]
+async fn retry_after_values_are_exact() {
+    let cases: [(&str, &'static str, Option<Duration>); 7] = [
+        (
+            "seconds",
+            throttled_answer!("7"),
+            Some(Duration::from_secs(7)),
+        ),
+        ("zero", throttled_answer!("0"), Some(Duration::ZERO)),
+        (
+            "a fraction",
+            throttled_answer!("1.5"),
+            Some(Duration::from_millis(1_500)),
+        ),
+        (
+            "an HTTP date 90 s after Date",
+            throttled_answer!("Wed, 21 Oct 2015 07:29:30 GMT"),
+            Some(Duration::from_secs(90)),
+        ),
+        (
+            "an HTTP date before Date",
+            throttled_answer!("Wed, 21 Oct 2015 07:27:00 GMT"),
+            Some(Duration::ZERO),
+        ),
+        (
+            "over the cap",
+            throttled_answer!("86400"),
+            Some(Duration::from_secs(3_600)),
+        ),
+        ("unreadable", throttled_answer!("soon"), None),
+    ];
+    for (name, answer, expected) in cases {
+        let addr = raw_server(RawAnswer::Verbatim(answer)).await;
+        let error = fleet(&format!("http://{addr}"), PLAIN, GENEROUS)
+            .read(&key(JOB))
+            .await
+            .expect_err(name);
+        assert_eq!(
+            error.kind,
+            ErrorKind::Throttled {
+                retry_after: expected
+            },
+            "{name}"
+        );
+        assert_eq!(error.http_status, Some(429), "{name}");
+        assert_eq!(error.request_id.as_deref(), Some(RAW_REQUEST_ID), "{name}");
+    }
 }
 
 /// The simulator's own rate limit of one request per sliding second: of a
@@ -764,6 +836,9 @@ enum RawAnswer {
     /// 200 with chunked encoding, streaming zeros in 64 KiB chunks until
     /// this many bytes are sent or the client hangs up.
     Chunked(usize),
+    /// This whole answer, head and body, as given (it should say
+    /// `Connection: close`).
+    Verbatim(&'static str),
 }
 
 /// The `X-Request-Id` of every answer of the hand-made servers.
@@ -796,6 +871,9 @@ async fn serve_raw(mut stream: TcpStream, answer: RawAnswer) {
     }
     let status_line = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n";
     match answer {
+        RawAnswer::Verbatim(text) => {
+            let _ = stream.write_all(text.as_bytes()).await;
+        }
         RawAnswer::Body(body) => {
             let head = format!(
                 "{status_line}X-Request-Id: {RAW_REQUEST_ID}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -1027,6 +1105,7 @@ async fn unknown_projects_and_services_are_client_errors() {
     let settings = HttpSettings {
         request_timeout: GENEROUS,
         ca_file: None,
+        ..HttpSettings::default()
     };
     let client = Client::build(&settings, credentials(PLAIN)).expect("the client builds");
     let only_ecs = Target {
@@ -1091,6 +1170,7 @@ async fn ca_file_adds_trusted_roots() {
     let settings = HttpSettings {
         request_timeout: GENEROUS,
         ca_file: Some(good),
+        ..HttpSettings::default()
     };
     let client = Client::build(&settings, credentials(PLAIN)).expect("a PEM bundle is accepted");
     let sim = simulator("").await;
@@ -1113,6 +1193,7 @@ async fn ca_file_adds_trusted_roots() {
         let settings = HttpSettings {
             request_timeout: GENEROUS,
             ca_file: Some(path),
+            ..HttpSettings::default()
         };
         match Client::build(&settings, credentials(PLAIN)) {
             Err(error @ ClientError::CaFile { .. }) => {
@@ -1125,6 +1206,33 @@ async fn ca_file_adds_trusted_roots() {
     let missing = HttpSettings {
         request_timeout: GENEROUS,
         ca_file: Some(directory.path().join("missing.pem")),
+        ..HttpSettings::default()
     };
     assert!(Client::build(&missing, credentials(PLAIN)).is_err());
+}
+
+/// A server that reads the request and closes without a word, as a
+/// gateway does to an idle keep-alive connection at the moment it is
+/// reused: a `Connect` error marked `closed_before_answer`, which the
+/// scheduler sends again at once. A refused connection is not so marked.
+#[tokio::test]
+async fn a_connection_closed_before_the_answer_is_marked() {
+    let addr = raw_server(RawAnswer::Verbatim("")).await;
+    let error = fleet(&format!("http://{addr}"), PLAIN, GENEROUS)
+        .read(&key(JOB))
+        .await
+        .expect_err("no answer");
+    assert_eq!(error.kind, ErrorKind::Connect, "{error}");
+    assert!(error.closed_before_answer, "{error}");
+
+    let held = tokio::net::TcpSocket::new_v4().expect("a socket");
+    held.bind((Ipv4Addr::LOCALHOST, 0).into())
+        .expect("a free port");
+    let refused = held.local_addr().expect("bound");
+    let error = fleet(&format!("http://{refused}"), PLAIN, GENEROUS)
+        .read(&key(JOB))
+        .await
+        .expect_err("nothing listens");
+    assert_eq!(error.kind, ErrorKind::Connect, "{error}");
+    assert!(!error.closed_before_answer, "{error}");
 }

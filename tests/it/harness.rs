@@ -5,9 +5,13 @@
 //! are supplied here; a test gives only its `[[job]]` and `[[fault]]`
 //! tables). [`Setup`] owns a temporary directory holding the configuration,
 //! the state directory and the watch directory; [`Setup::start`] spawns the
-//! daemon with the scenario's keys in its environment. [`Daemon`] collects
-//! every stdout line and awaits events matching a [`Match`] under one
-//! generous deadline; nothing here sleeps to wait for a result.
+//! daemon with the scenario's keys, and nothing else, in its environment.
+//! [`Daemon`] collects every stdout line and awaits events matching a
+//! [`Match`] under one generous deadline; a line that is not a JSON object
+//! is kept in `bad_lines`, for the test to judge. [`Setup::notify_socket`]
+//! gives the daemon a `NOTIFY_SOCKET` whose datagrams a test awaits as a
+//! [`Notice`] (and [`Setup::watchdog`] the systemd watchdog's variables);
+//! nothing here sleeps to wait for a result.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -102,9 +106,33 @@ impl Sim {
 
 /// Starts the simulator with the harness credential and `tables`.
 pub async fn sim(tables: &str) -> Sim {
-    let scenario = Scenario::from_toml_str(&scenario_text(tables)).expect("valid test scenario");
+    sim_of(&scenario_text(tables), sim::ServerOptions::default()).await
+}
+
+/// Like [`sim`], serving HTTPS or closing idle connections as `options`
+/// say.
+pub async fn sim_with(tables: &str, options: sim::ServerOptions) -> Sim {
+    sim_of(&scenario_text(tables), options).await
+}
+
+/// A second project the simulator serves beside [`PROJECT`].
+pub const PROJECT_2: &str = "fedcba9876543210fedcba9876543210";
+
+/// Starts the simulator serving [`PROJECT`] and [`PROJECT_2`].
+pub async fn sim_two_projects(tables: &str) -> Sim {
+    sim_of(
+        &format!("project_ids = [\"{PROJECT_2}\"]\n{}", scenario_text(tables)),
+        sim::ServerOptions::default(),
+    )
+    .await
+}
+
+async fn sim_of(text: &str, options: sim::ServerOptions) -> Sim {
+    let scenario = Scenario::from_toml_str(text).expect("valid test scenario");
     let started = Instant::now();
-    let handle = sim::spawn(scenario).await.expect("simulator starts");
+    let handle = sim::spawn_with(scenario, options)
+        .await
+        .expect("simulator starts");
     Sim { handle, started }
 }
 
@@ -116,6 +144,8 @@ pub struct Setup {
     dir: Arc<TempDir>,
     config: toml::Table,
     env: BTreeMap<String, String>,
+    notify: bool,
+    watchdog_usec: Option<u64>,
 }
 
 impl Setup {
@@ -132,6 +162,8 @@ impl Setup {
                 ("HUAWEICLOUD_SDK_AK".to_string(), AK.to_string()),
                 ("HUAWEICLOUD_SDK_SK".to_string(), SK.to_string()),
             ]),
+            notify: false,
+            watchdog_usec: None,
         };
         setup = setup
             .set("cloud.endpoint", sim.base_url())
@@ -160,6 +192,19 @@ impl Setup {
         self
     }
 
+    /// Removes the dotted configuration key `section.key` (and the section,
+    /// once it is empty), as if it had never been set.
+    pub fn unset(mut self, key: &str) -> Setup {
+        let (section, name) = key.split_once('.').expect("a dotted key");
+        if let Some(toml::Value::Table(table)) = self.config.get_mut(section) {
+            table.remove(name);
+            if table.is_empty() {
+                self.config.remove(section);
+            }
+        }
+        self
+    }
+
     /// Sets `watch.jobs`.
     pub fn watch(self, ids: &[&str]) -> Setup {
         let ids: Vec<toml::Value> = ids.iter().map(|id| toml::Value::from(*id)).collect();
@@ -169,6 +214,24 @@ impl Setup {
     /// Sets an environment variable of the daemon.
     pub fn env(mut self, key: &str, value: &str) -> Setup {
         self.env.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// Gives every daemon started a `NOTIFY_SOCKET` of its own: a Unix
+    /// datagram socket in the temporary directory, read by the harness
+    /// (see [`Daemon::await_datagram`]).
+    pub fn notify_socket(mut self) -> Setup {
+        self.notify = true;
+        self
+    }
+
+    /// Turns the systemd watchdog on as systemd does: `WATCHDOG_USEC` is
+    /// `usec` and `WATCHDOG_PID` the daemon's own process id (implies
+    /// [`Setup::notify_socket`]). A test that wants other values sets the
+    /// variables with [`Setup::env`] instead.
+    pub fn watchdog(mut self, usec: u64) -> Setup {
+        self.notify = true;
+        self.watchdog_usec = Some(usec);
         self
     }
 
@@ -206,15 +269,8 @@ impl Setup {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ecs-jobwatch"));
-        command
-            .args(args)
-            .env_clear()
-            .envs(&self.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut command = binary_command(args);
+        command.envs(&self.env);
         command
     }
 
@@ -223,35 +279,52 @@ impl Setup {
         let path = self.write();
         let mut args = args.to_vec();
         args.extend(["--config", path.to_str().expect("UTF-8 temp path")]);
-        let output = tokio::time::timeout(DEADLINE, self.command(&args).output())
-            .await
-            .expect("the command ends in time")
-            .expect("the binary runs");
-        Output {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        output_of(self.command(&args)).await
     }
 
     /// Writes the configuration and starts `ecs-jobwatch run`.
     pub async fn start(&self) -> Daemon {
         let path = self.write();
-        let mut child = self
-            .command(&["run", "--config", path.to_str().expect("UTF-8 temp path")])
-            .spawn()
-            .expect("the daemon starts");
+        let args = ["run", "--config", path.to_str().expect("UTF-8 temp path")];
+        let mut command = match self.watchdog_usec {
+            // systemd sets WATCHDOG_PID beside WATCHDOG_USEC, and sd-notify
+            // ignores the watchdog unless it names the process itself: a
+            // shell that exports its own pid and then execs the daemon gives
+            // it the right one (and drops the PWD the shell made up).
+            Some(usec) => {
+                let mut command = Command::new("/bin/sh");
+                command
+                    .arg("-c")
+                    .arg("unset PWD; WATCHDOG_PID=$$; export WATCHDOG_PID; exec \"$0\" \"$@\"")
+                    .arg(BINARY)
+                    .args(args);
+                clean(&mut command);
+                command
+                    .envs(&self.env)
+                    .env("WATCHDOG_USEC", usec.to_string());
+                command
+            }
+            None => self.command(&args),
+        };
+        let notify = self.notify.then(|| notify::Listener::bind(self.dir.path()));
+        if let Some(listener) = &notify {
+            command.env("NOTIFY_SOCKET", listener.path());
+        }
+        let mut child = command.spawn().expect("the daemon starts");
         let pid = child.id().expect("a running child has a pid");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut stderr = child.stderr.take().expect("piped stderr");
-        let (sender, lines) = mpsc::unbounded_channel();
+        let (sender, incoming) = mpsc::unbounded_channel();
         tokio::spawn(async move {
+            // Bytes, not `read_line`: a line that is not UTF-8 is one more
+            // bad line, not the end of reading (and of the test's view).
             let mut reader = BufReader::new(stdout);
             loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line).await {
+                let mut line = Vec::new();
+                match reader.read_until(b'\n', &mut line).await {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
+                        let line = String::from_utf8_lossy(&line).into_owned();
                         if sender.send(line).is_err() {
                             break;
                         }
@@ -268,12 +341,60 @@ impl Setup {
             _dir: self.dir.clone(),
             child,
             pid,
-            lines,
+            incoming,
             events: Vec::new(),
+            lines: Vec::new(),
             bad_lines: Vec::new(),
+            notify,
+            datagrams: Vec::new(),
             stderr: Some(stderr),
         }
     }
+}
+
+/// The binary.
+const BINARY: &str = env!("CARGO_BIN_EXE_ecs-jobwatch");
+
+/// Pipes, no stdin, killed on drop, and an empty environment: nothing of
+/// the developer's shell (`ECS_JOBWATCH__*`, `HUAWEICLOUD_*`,
+/// `NOTIFY_SOCKET`) reaches a process a test starts.
+fn clean(command: &mut Command) {
+    command
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+}
+
+/// The binary with `args`, ready as [`clean`] makes it.
+fn binary_command(args: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command.args(args);
+    clean(&mut command);
+    command
+}
+
+/// Runs `command` to its end, under [`DEADLINE`].
+async fn output_of(mut command: Command) -> Output {
+    let output = tokio::time::timeout(DEADLINE, command.output())
+        .await
+        .expect("the command ends in time")
+        .expect("the binary runs");
+    Output {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs the binary with `args` and only `env` in its environment, to its
+/// end (for a command that needs no [`Setup`], such as `check-config` of a
+/// shipped file).
+pub async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = binary_command(args);
+    command.envs(env.iter().copied());
+    output_of(command).await
 }
 
 /// What a finished command printed.
@@ -333,11 +454,18 @@ pub struct Daemon {
     _dir: Arc<TempDir>,
     child: Child,
     pid: u32,
-    lines: mpsc::UnboundedReceiver<String>,
+    incoming: mpsc::UnboundedReceiver<String>,
     /// Every stdout line that parsed as a JSON object, in order.
     pub events: Vec<Value>,
+    /// The text of each of `events` as printed (without its line end):
+    /// `lines[i]` is the line `events[i]` was parsed from.
+    pub lines: Vec<String>,
     /// Every stdout line that did not (with its line end, if any).
     pub bad_lines: Vec<String>,
+    notify: Option<notify::Listener>,
+    /// Every datagram read from the notify socket so far, in order (each
+    /// without its last newline).
+    pub datagrams: Vec<String>,
     stderr: Option<JoinHandle<String>>,
 }
 
@@ -353,21 +481,27 @@ impl Daemon {
             None => String::new(),
         };
         panic!(
-            "{why}\nevents so far:\n{}\nstderr: {stderr}",
-            dump(&self.events)
+            "{why}\nevents so far:\n{}\nother stdout lines: {:?}\nnotify datagrams so far: {:?}\nstderr: {stderr}",
+            dump(&self.events),
+            self.bad_lines,
+            self.datagrams
         );
     }
 
     fn take(&mut self, line: String) {
-        match serde_json::from_str::<Value>(line.trim_end_matches('\n')) {
-            Ok(value) if value.is_object() => self.events.push(value),
+        let text = line.trim_end_matches('\n');
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) if value.is_object() => {
+                self.lines.push(text.to_string());
+                self.events.push(value);
+            }
             _ => self.bad_lines.push(line),
         }
     }
 
     /// The next line, or `None` once stdout is closed or at `deadline`.
     async fn next_line(&mut self, deadline: Instant) -> Option<String> {
-        tokio::time::timeout_at(deadline, self.lines.recv())
+        tokio::time::timeout_at(deadline, self.incoming.recv())
             .await
             .ok()
             .flatten()
@@ -425,38 +559,104 @@ impl Daemon {
         self.pid
     }
 
-    fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill")
-            .args([name, &self.pid.to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {name} {} failed", self.pid);
+    /// The names of the daemon's environment variables, sorted, as the
+    /// kernel shows them (`/proc/PID/environ`).
+    pub fn environment(&self) -> Vec<String> {
+        let environ = std::fs::read(format!("/proc/{}/environ", self.pid))
+            .expect("the daemon's environment is readable");
+        let mut names: Vec<String> = environ
+            .split(|byte| *byte == 0)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let name = entry.split(|byte| *byte == b'=').next().unwrap_or_default();
+                String::from_utf8_lossy(name).into_owned()
+            })
+            .collect();
+        names.sort();
+        names
     }
 
-    async fn finish(mut self) -> Finished {
+    /// Sends the signal `name` (`HUP`, `TERM`, `KILL`) to the daemon.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} {} failed", self.pid);
+    }
+
+    /// The first datagram (since start) on the notify socket that matches,
+    /// awaiting it for at most [`DEADLINE`].
+    pub async fn await_datagram(&mut self, wanted: &Notice) -> String {
+        self.await_datagrams(wanted, 1).await.remove(0)
+    }
+
+    /// The first `count` datagrams (since start) that match.
+    pub async fn await_datagrams(&mut self, wanted: &Notice, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let found = wanted.all(&self.datagrams);
+            if found.len() >= count {
+                return found.into_iter().take(count).map(str::to_string).collect();
+            }
+            let found = found.len();
+            let Some(listener) = self.notify.as_mut() else {
+                self.fail(format!(
+                    "awaiting {count} of {wanted:?}: the setup has no notify socket"
+                ))
+                .await
+            };
+            match listener.next(deadline).await {
+                Some(datagram) => self.datagrams.push(datagram),
+                None => {
+                    self.fail(format!(
+                        "awaiting {count} of {wanted:?}: timed out (found {found})"
+                    ))
+                    .await
+                }
+            }
+        }
+    }
+
+    /// Everything the daemon printed and sent until it exited, awaiting
+    /// its exit (after a signal the test sent) for at most [`DEADLINE`].
+    pub async fn finish(mut self) -> Finished {
         let deadline = Instant::now() + DEADLINE;
         while let Some(line) = self.next_line(deadline).await {
             self.take(line);
         }
-        let status = tokio::time::timeout_at(deadline, self.child.wait())
-            .await
-            .expect("the daemon exits in time")
-            .expect("wait for the daemon");
+        let status = match tokio::time::timeout_at(deadline, self.child.wait()).await {
+            Ok(status) => status.expect("wait for the daemon"),
+            Err(_) => {
+                let _ = self.child.start_kill();
+                self.fail(format!("the daemon did not exit within {DEADLINE:?}"))
+                    .await
+            }
+        };
+        if let Some(mut listener) = self.notify.take() {
+            let rest = listener.rest(deadline).await;
+            self.datagrams.extend(rest);
+        }
         let stderr = match self.stderr.take() {
-            Some(handle) => handle.await.unwrap_or_default(),
+            Some(handle) => tokio::time::timeout_at(deadline, handle)
+                .await
+                .expect("the daemon's stderr closes in time")
+                .unwrap_or_default(),
             None => String::new(),
         };
         Finished {
             code: status.code(),
             events: self.events,
+            lines: self.lines,
             bad_lines: self.bad_lines,
+            datagrams: self.datagrams,
             stderr,
         }
     }
 
     /// SIGTERM, then everything it printed until it exited.
     pub async fn stop(self) -> Finished {
-        self.signal("-TERM");
+        self.signal("TERM");
         self.finish().await
     }
 
@@ -469,7 +669,7 @@ impl Daemon {
 
     /// SIGKILL, then everything it printed before it died.
     pub async fn kill9(self) -> Finished {
-        self.signal("-KILL");
+        self.signal("KILL");
         self.finish().await
     }
 }
@@ -481,8 +681,12 @@ pub struct Finished {
     pub code: Option<i32>,
     /// Every JSON line of stdout.
     pub events: Vec<Value>,
+    /// The text of each of `events` as printed (without its line end).
+    pub lines: Vec<String>,
     /// Every other line of stdout.
     pub bad_lines: Vec<String>,
+    /// Every datagram on the notify socket, in order (empty without one).
+    pub datagrams: Vec<String>,
     /// Standard error.
     pub stderr: String,
 }
@@ -495,3 +699,9 @@ pub fn dump(events: &[Value]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+mod notify;
+mod skip;
+pub use notify::{Notice, lifecycle};
+#[allow(unused_imports)]
+pub use skip::{require, require_command, skip, skip_log, tools_required};

@@ -157,6 +157,18 @@ async fn a_scrape_after_a_known_run_counts_what_happened() {
             "{histogram} missing:\n{text}"
         );
     }
+    // How long each finished job worked, by service and job type (the
+    // three jobs worked, each from its first sighting at work to its end).
+    let count = |job_type: &str| {
+        let prefix = format!(
+            "ecs_jobwatch_job_duration_seconds_count{{service=\"ecs\",job_type=\"{job_type}\"}} "
+        );
+        let line = text.lines().find(|line| line.starts_with(&prefix));
+        let line = line.unwrap_or_else(|| panic!("{prefix} missing:\n{text}"));
+        line[prefix.len()..].parse::<f64>().expect("a count")
+    };
+    assert_eq!(count("createServer"), 2.0, "{text}");
+    assert_eq!(count("attachVolume"), 1.0, "{text}");
     // No job id is ever a label.
     for id in ["ok-1", "ok-2", "bad-1"] {
         assert!(!text.contains(id), "job id {id} in the metrics");
@@ -209,4 +221,82 @@ timeline = [ { at = "0s", status = "RUNNING" } ]
     let (code, _) = get(&format!("http://{addr}/healthz")).await;
     assert_eq!(code, 200);
     daemon.stop_cleanly().await;
+}
+
+/// A fresh daemon's first scrape: every known label combination of the
+/// counters is there at 0 (so `increase(...)` sees the first failure),
+/// every sink's delivery series, and the process metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_daemon_exports_every_known_series_from_the_first_scrape() {
+    use ecs_jobwatch::job::Service;
+    use ecs_jobwatch::output::event::NAMES;
+    use ecs_jobwatch::telemetry::{ERROR_TYPES, STATUS_LABELS};
+
+    let sim = sim("").await;
+    let mut hook = toml::Table::new();
+    // Nothing is ever delivered: no job is watched.
+    hook.insert("url".into(), "http://127.0.0.1:9/hook".into());
+    let setup = Setup::new(&sim)
+        .set("metrics.listen", "127.0.0.1:0")
+        .set("notify.webhook", toml::Value::Array(vec![hook.into()]));
+    let mut daemon = setup.start().await;
+    let addr = metrics_address(&mut daemon).await;
+    let (code, text) = get(&format!("http://{addr}/metrics")).await;
+    assert_eq!(code, 200);
+    daemon.stop_cleanly().await;
+    let samples = samples(&text);
+    let exactly = |metric: &str, labels: &[(&str, &str)]| {
+        let wanted: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        samples
+            .get(&(metric.to_string(), wanted))
+            .copied()
+            .unwrap_or_else(|| panic!("{metric}{labels:?} missing from the first scrape:\n{text}"))
+    };
+    for service in Service::ALL.map(Service::as_str) {
+        for status in STATUS_LABELS {
+            let labels = [("service", service), ("status", status)];
+            assert_eq!(exactly("ecs_jobwatch_transitions_total", &labels), 0.0);
+        }
+        for outcome in std::iter::once("ok").chain(ERROR_TYPES) {
+            let labels = [("outcome", outcome), ("service", service)];
+            assert_eq!(exactly("ecs_jobwatch_polls_total", &labels), 0.0);
+        }
+    }
+    for error_type in ERROR_TYPES.into_iter().filter(|t| *t != "not_found") {
+        let labels = [("error_type", error_type)];
+        assert_eq!(exactly("ecs_jobwatch_api_errors_total", &labels), 0.0);
+    }
+    for name in NAMES {
+        exactly("ecs_jobwatch_events_total", &[("event", name)]);
+    }
+    let sink = [("kind", "webhook"), ("sink", "webhook-1")];
+    for result in ["delivered", "failed", "dropped"] {
+        let labels = [sink[0], ("result", result), sink[1]];
+        assert_eq!(
+            exactly("ecs_jobwatch_notify_deliveries_total", &labels),
+            0.0
+        );
+    }
+    for gauge in [
+        "ecs_jobwatch_notify_retries_total",
+        "ecs_jobwatch_notify_queue_depth",
+        "ecs_jobwatch_notify_oldest_undelivered_timestamp_seconds",
+        "ecs_jobwatch_notify_paused",
+    ] {
+        assert_eq!(exactly(gauge, &sink), 0.0, "{gauge}");
+    }
+    for process in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            exactly(process, &[]) > 0.0 || process == "process_cpu_seconds_total",
+            "{process}"
+        );
+    }
 }

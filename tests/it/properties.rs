@@ -1,12 +1,15 @@
 //! Property tests: the parsers that read what the network sends never
-//! panic, whatever the bytes, status codes and header strings.
+//! panic, whatever the bytes, status codes and header strings, and the
+//! classification of an answer keeps the invariants the
+//! `error_classification` fuzz target checks (the configuration's
+//! round-trip is `config::tests::round_trip`).
 //!
 //! Each property runs proptest's default 256 cases, which keeps CI fast;
 //! issue 5 will raise the case count for a longer nightly run.
 
 use std::time::{Duration, SystemTime};
 
-use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders};
+use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders, ErrorKind};
 use ecs_jobwatch::huaweicloud::sign;
 use ecs_jobwatch::services::ecs as model;
 use proptest::prelude::*;
@@ -130,5 +133,80 @@ proptest! {
     ) {
         let _ = sign::parse_authorization(&value);
         let _ = sign::parse_authorization(&shaped);
+    }
+}
+
+/// A service's not-found rule for the properties: HTTP 404 or 410, or the
+/// ECS code `Ecs.0103`.
+fn not_found(refusal: &error::Refusal<'_>) -> bool {
+    refusal.is_http_not_found() || refusal.has_code("Ecs.0103")
+}
+
+proptest! {
+    /// The invariants the `error_classification` fuzz target checks, as a
+    /// property test that runs with every `cargo test`: a 2xx body is handed
+    /// back untouched; any other answer is an error that keeps the status
+    /// and the request id it was given, whose `Retry-After` is within the
+    /// cap, whose message is at most 200 characters and an ellipsis, and
+    /// whose `Display` and `error_type` work.
+    #[test]
+    fn classify_keeps_status_request_id_and_caps(
+        status in prop_oneof![100u16..=599, any::<u16>()],
+        request_id in proptest::option::of(header_text()),
+        retry_after in proptest::option::of(header_text()),
+        body in body(),
+        now in moment(),
+    ) {
+        let headers = AnswerHeaders {
+            request_id: request_id.as_deref(),
+            retry_after: retry_after.as_deref(),
+        };
+        match error::classify(status, headers, &body, now, &not_found) {
+            Ok(kept) => {
+                prop_assert!((200..=299).contains(&status));
+                prop_assert_eq!(kept, body.as_slice());
+            }
+            Err(error) => {
+                prop_assert!(!(200..=299).contains(&status));
+                prop_assert_eq!(error.http_status, Some(status));
+                prop_assert_eq!(error.request_id.as_deref(), request_id.as_deref());
+                if let ErrorKind::Throttled { retry_after: Some(wait) } = error.kind {
+                    prop_assert!(wait <= error::MAX_RETRY_AFTER);
+                }
+                let message = error.message.chars().count();
+                prop_assert!(
+                    message <= 200 || (message == 201 && error.message.ends_with('…')),
+                    "{} characters", message
+                );
+                prop_assert!(!error.kind.error_type().is_empty());
+                prop_assert!(!error.to_string().is_empty());
+            }
+        }
+    }
+
+    /// The same for an answer whose body is a 2xx without a job status
+    /// (`refused`), the path a service's adapter takes.
+    #[test]
+    fn refused_keeps_status_and_request_id(
+        status in any::<u16>(),
+        request_id in proptest::option::of(header_text()),
+        code in proptest::option::of(".{0,16}"),
+        message in proptest::option::of(".{0,400}"),
+        now in moment(),
+    ) {
+        let headers = AnswerHeaders { request_id: request_id.as_deref(), retry_after: None };
+        let error = error::refused(status, headers, code.as_deref(), message.as_deref(), now, &not_found);
+        prop_assert_eq!(error.http_status, Some(status));
+        prop_assert_eq!(error.request_id.as_deref(), request_id.as_deref());
+        prop_assert_eq!(error.error_code.as_deref(), code.as_deref());
+        // The body's message is the error's, cut at 200 characters (a 2xx
+        // without a code says instead that the answer has no job status).
+        if let Some(message) = &message
+            && !((200..=299).contains(&status) && code.is_none())
+        {
+            let kept: String = message.chars().take(200).collect();
+            prop_assert!(error.message.starts_with(&kept));
+            prop_assert!(error.message.chars().count() <= 201);
+        }
     }
 }

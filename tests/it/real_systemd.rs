@@ -220,6 +220,7 @@ fn units_side_by_side_under_a_real_systemd() {
 
     side_by_side(&container, &mut checks);
     fail_in_the_journal(&container, &mut checks);
+    keep_the_fail_entries(&container);
     reloads(&container, &mut checks);
     watchdog_restart(&container, &mut checks);
     stop(&container, &mut checks);
@@ -332,6 +333,19 @@ fn side_by_side(container: &Container, checks: &mut Checks) {
 }
 
 /// The FAIL in both formats: by priority, and by native fields.
+/// Keeps the FAIL's journal entries in both formats, as `journalctl -o
+/// export` prints them, in the target directory for people to read (the
+/// checks above are what the test asserts).
+fn keep_the_fail_entries(container: &Container) {
+    let export = container.sh(&format!(
+        "journalctl -o export -u {PLAIN} -p err | grep -a -B12 -A12 '\"status\":\"FAIL\"' || true\n\
+         echo '----- native -----'\n\
+         journalctl -o export -u {INSTANCE} EVENT=job.transition STATUS=FAIL || true\n"
+    ));
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("journal-export.txt");
+    let _ = std::fs::write(path, export);
+}
+
 fn fail_in_the_journal(container: &Container, checks: &mut Checks) {
     await_event(
         container,
@@ -374,6 +388,10 @@ fn fail_in_the_journal(container: &Container, checks: &mut Checks) {
         for (field, value) in [
             ("PRIORITY", "3"),
             ("SYSLOG_IDENTIFIER", "ecs-jobwatch"),
+            ("MESSAGE_ID", "7a642a409d0a4c828270c82d077de9e2"),
+            ("EVENT", "job.transition"),
+            ("SERVICE", "ecs"),
+            ("SERVICE_STATUS", "FAIL"),
             ("LABEL_TEAM", "payments"),
             ("ERROR_CODE", "Ecs.0013"),
         ] {

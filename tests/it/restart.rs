@@ -179,6 +179,9 @@ async fn kill_9_at_random_moments_loses_no_final_status_and_keeps_event_ids() {
         runs.push(daemon.kill9().await);
     }
     let mut last = setup.start().await;
+    // Every final status may already be announced; the stop below must
+    // still find the signal handlers in place.
+    last.await_event(&Match::event("daemon.started")).await;
     let announced = |events: &[Value], id: &str, status: &str| {
         !Match::transition(id, status).all(events).is_empty()
     };

@@ -1,366 +1,128 @@
-//! The daemon as systemd runs it: the real binary, a fake `NOTIFY_SOCKET`
-//! (a Unix datagram socket in a temp dir), signals sent with `kill`, and
-//! the in-process simulator as the ECS API.
+//! The daemon as systemd runs it: the real binary with a `NOTIFY_SOCKET`
+//! of the harness (a Unix datagram socket in the setup's temporary
+//! directory), signals sent with `kill`, and the in-process simulator as the
+//! ECS API. Also here: the example configuration shipped in `config/`
+//! passes `check-config`.
 //!
-//! Every wait is for a datagram, a JSON event or the process's exit, under a
-//! generous deadline; nothing sleeps to let time pass. Also here: the
-//! example configuration shipped in `config/` passes `check-config`.
+//! Every wait is the harness's: for a datagram, a JSON event, the
+//! simulator's counters or the process's exit, under its deadline. Every
+//! run's whole notify sequence is checked after the exit, so a notice out
+//! of order or one too many fails the test.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use ecs_jobwatch::sim::{self, FaultRule, JobSpec, Scenario, SimHandle};
 use serde_json::{Value, json};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_ecs-jobwatch");
-const ACCESS_KEY: &str = "SIMAK0000000000000001";
-const SECRET_KEY: &str = "sim-secret-key-0000000000000000000000001";
-const PROJECT_ID: &str = "0123456789abcdef0123456789abcdef";
+use crate::harness::{Finished, Match, Notice, Setup, Sim, dump, jobs, lifecycle, run_binary, sim};
+
 const JOB_A: &str = "ff80808288d41e1b018990260955686a";
 const JOB_B: &str = "ff80808288d41e1b0189902609556870";
 
-/// How long any single expectation may take on a slow, shared machine.
-const DEADLINE: Duration = Duration::from_secs(60);
-/// How often a wait checks that the daemon is still alive.
-const SLICE: Duration = Duration::from_millis(500);
-
-/// A job whose status is `status` from the moment it is added on.
-fn job(id: &str, status: &str) -> JobSpec {
-    serde_json::from_value(json!({
-        "id": id,
-        "job_type": "createServer",
-        "timeline": [{"at": "0s", "status": status}],
-    }))
-    .expect("a valid job")
+/// A `[[job]]` table: `id` has `status` from the moment it is added on.
+fn job(id: &str, status: &str) -> String {
+    format!(
+        "[[job]]\nid = \"{id}\"\njob_type = \"createServer\"\n\
+         timeline = [ {{ at = \"0s\", status = \"{status}\" }} ]\n\n"
+    )
 }
 
-/// A latency fault on every request, uniform in `low..high`.
-fn latency(low: &str, high: &str) -> FaultRule {
-    serde_json::from_value(json!({"kind": "latency", "latency": [low, high]}))
-        .expect("a valid fault")
+/// A `[[fault]]` table: every request waits uniformly in `low..high`.
+fn latency(low: &str, high: &str) -> String {
+    format!("[[fault]]\nkind = \"latency\"\nlatency = [\"{low}\", \"{high}\"]\n\n")
 }
 
-/// The simulator, on a runtime of its own so the tests stay synchronous.
-struct Sim {
-    handle: SimHandle,
-    // Declared after the handle: the server stops before its runtime goes.
-    _runtime: tokio::runtime::Runtime,
+/// A setup against `sim` with a notify socket and every job polled each
+/// second.
+fn systemd_setup(sim: &Sim) -> Setup {
+    Setup::new(sim)
+        .notify_socket()
+        .set("poll.initial_interval", "1s")
+        .set("poll.max_interval", "1s")
 }
 
-impl Sim {
-    fn start(jobs: Vec<JobSpec>, faults: Vec<FaultRule>) -> Sim {
-        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-        let scenario = Scenario::from_toml_str(&format!(
-            "project_id = \"{PROJECT_ID}\"\n\
-             [[credential]]\naccess_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\n"
-        ))
-        .expect("a valid scenario");
-        let handle = runtime
-            .block_on(sim::spawn(scenario))
-            .expect("the simulator starts");
-        handle.add_jobs(jobs);
-        handle.set_faults(faults);
-        Sim {
-            handle,
-            _runtime: runtime,
-        }
-    }
-
-    fn requests_for(&self, job_id: &str) -> u64 {
-        self.handle
-            .stats()
-            .jobs
-            .get(job_id)
-            .map_or(0, |stats| stats.requests)
-    }
+/// The statuses announced for `job_id`, in order.
+fn transitions(events: &[Value], job_id: &str) -> Vec<String> {
+    Match::event("job.transition")
+        .with("job_id", job_id)
+        .all(events)
+        .iter()
+        .map(|event| event["status"].as_str().unwrap_or("?").to_string())
+        .collect()
 }
 
-/// Writes the daemon's configuration file.
-fn write_config(path: &Path, endpoint: &str, state: &Path, extra: &str) {
-    let text = format!(
-        "[cloud]\nendpoint = \"{endpoint}\"\nproject_id = \"{PROJECT_ID}\"\n\n\
-         [credentials]\nsource = \"env\"\n\n\
-         [state]\ndir = \"{}\"\n\n\
-         [log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}",
-        state.display()
+/// The reload notice.
+fn reload_notice() -> Notice {
+    Notice::has("RELOADING=1").and_sets("MONOTONIC_USEC")
+}
+
+/// `RELOADING=1` with a `MONOTONIC_USEC=` above zero, as
+/// `Type=notify-reload` requires.
+fn check_reloading(datagram: &str) {
+    let fields: Vec<&str> = datagram.lines().collect();
+    assert!(fields.contains(&"RELOADING=1"), "{datagram:?}");
+    assert!(
+        fields.iter().any(|field| field
+            .strip_prefix("MONOTONIC_USEC=")
+            .is_some_and(|usec| usec.parse::<u64>().is_ok_and(|usec| usec > 0))),
+        "{datagram:?}"
     );
-    std::fs::write(path, text).expect("the configuration is written");
+    assert_eq!(fields.len(), 2, "{datagram:?}");
 }
 
-/// One daemon process with its notify socket and its event stream.
-struct Daemon {
-    child: Child,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    endpoint: String,
-    datagrams: Receiver<String>,
-    events: Receiver<Value>,
-    /// Every event read so far, in order.
-    seen: Vec<Value>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Daemon {
-    /// Starts `ecs-jobwatch run` with `extra` appended to the configuration
-    /// and `env` added to a clean environment.
-    fn start(sim: &Sim, extra: &str, env: &[(&str, &str)]) -> Daemon {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let config = dir.path().join("ecs-jobwatch.toml");
-        let endpoint = sim.handle.base_url();
-        // systemd's StateDirectory= creates it; the daemon does not.
-        std::fs::create_dir(dir.path().join("state")).expect("the state dir is created");
-        write_config(&config, &endpoint, &dir.path().join("state"), extra);
-
-        let socket_path = dir.path().join("notify.sock");
-        let socket = UnixDatagram::bind(&socket_path).expect("the notify socket binds");
-        let (datagram_tx, datagrams) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buffer = vec![0u8; 4096];
-            while let Ok(length) = socket.recv(&mut buffer) {
-                // sd-notify ends every assignment with a newline; keep the
-                // lines, drop the last one's.
-                let text = String::from_utf8_lossy(&buffer[..length])
-                    .trim_end_matches('\n')
-                    .to_string();
-                if datagram_tx.send(text).is_err() {
-                    break;
-                }
-            }
-        });
-
-        // systemd sets WATCHDOG_PID with WATCHDOG_USEC, and the sd-notify
-        // crate ignores WATCHDOG_USEC without a matching WATCHDOG_PID; a
-        // shell that exports its own pid and then execs the daemon gives it
-        // the right one.
-        let mut command = if env.iter().any(|(name, _)| *name == "WATCHDOG_USEC") {
-            let mut command = Command::new("/bin/sh");
-            command
-                .arg("-c")
-                .arg("WATCHDOG_PID=$$; export WATCHDOG_PID; exec \"$0\" \"$@\"")
-                .arg(BINARY);
-            command
+/// The run's lifecycle notices are `expected` (`RELOADING` stands for a
+/// [`check_reloading`] datagram), and every `STATUS=` is one line that
+/// starts with `tracking`.
+fn check_notices(run: &Finished, expected: &[&str]) {
+    let notices = lifecycle(&run.datagrams);
+    assert_eq!(
+        notices.len(),
+        expected.len(),
+        "lifecycle {notices:?}, expected {expected:?}; all datagrams {:?}",
+        run.datagrams
+    );
+    for (notice, expected) in notices.iter().zip(expected) {
+        if *expected == "RELOADING" {
+            check_reloading(notice);
         } else {
-            Command::new(BINARY)
-        };
-        command
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .env_clear()
-            .env("HUAWEICLOUD_SDK_AK", ACCESS_KEY)
-            .env("HUAWEICLOUD_SDK_SK", SECRET_KEY)
-            .env("NOTIFY_SOCKET", &socket_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("the daemon starts");
-
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (event_tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let event = serde_json::from_str(&line)
-                    .unwrap_or_else(|error| panic!("stdout line is not JSON ({error}): {line}"));
-                if event_tx.send(event).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let stderr_pipe = child.stderr.take().expect("piped stderr");
-        let collected = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr_pipe).lines() {
-                let Ok(line) = line else { break };
-                let mut all = collected.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-
-        Daemon {
-            child,
-            dir,
-            config,
-            endpoint,
-            datagrams,
-            events,
-            seen: Vec::new(),
-            stderr,
+            assert_eq!(notice, expected, "all datagrams {:?}", run.datagrams);
         }
     }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} failed");
-    }
-
-    /// What the daemon said on stderr so far, for failure messages.
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// The next datagram that is neither `STATUS=` nor `WATCHDOG=1`: the
-    /// lifecycle notices, whose order is the point.
-    fn next_lifecycle(&mut self) -> String {
-        self.next_datagram(|text| !(text.starts_with("STATUS=") || text == "WATCHDOG=1"))
-    }
-
-    /// Waits for a datagram matching `wanted`, skipping others.
-    fn next_datagram(&mut self, wanted: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            match self.datagrams.recv_timeout(SLICE) {
-                Ok(text) if wanted(&text) => return text,
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => self.check_alive(start, "datagram"),
-                Err(RecvTimeoutError::Disconnected) => panic!("the notify socket closed"),
-            }
-        }
-    }
-
-    /// Panics when the deadline has passed or the daemon died, with what it
-    /// said on stderr.
-    fn check_alive(&mut self, start: Instant, what: &str) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "the daemon exited ({status}) while waiting for a {what}; events: {:#?}\nstderr:\n{}",
-                self.seen,
-                self.stderr()
-            );
-        }
-        if start.elapsed() > DEADLINE {
-            panic!(
-                "no expected {what} within {DEADLINE:?}; events: {:#?}\nstderr:\n{}",
-                self.seen,
-                self.stderr()
-            );
-        }
-    }
-
-    /// Waits for an event matching `wanted`; every event read is kept in `seen`.
-    fn wait_event(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            match self.events.recv_timeout(SLICE) {
-                Ok(event) => {
-                    self.seen.push(event.clone());
-                    if wanted(&event) {
-                        return event;
-                    }
-                }
-                Err(_) => self.check_alive(start, what),
-            }
-        }
-    }
-
-    /// The first event named `name` already read, or the next one.
-    fn seen_or_wait(&mut self, name: &str) -> Value {
-        match self.seen.iter().find(|event| event["event"] == name) {
-            Some(event) => event.clone(),
-            None => self.wait_named(name),
-        }
-    }
-
-    fn wait_named(&mut self, name: &str) -> Value {
-        self.wait_event(name, |event| event["event"] == name)
-    }
-
-    fn wait_transition(&mut self, job_id: &str, status: &str) -> Value {
-        self.wait_event(
-            &format!("job.transition of {job_id} to {status}"),
-            |event| {
-                event["event"] == "job.transition"
-                    && event["job_id"] == job_id
-                    && event["status"] == status
-            },
-        )
-    }
-
-    /// Waits for the process to end; reads the remaining events first.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                while let Ok(event) = self.events.recv_timeout(Duration::from_secs(5)) {
-                    self.seen.push(event);
-                }
-                return status;
-            }
-            if start.elapsed() > DEADLINE {
-                let _ = self.child.kill();
-                panic!(
-                    "the daemon did not exit within {DEADLINE:?}; stderr:\n{}",
-                    self.stderr()
-                );
-            }
-            // A child's exit has no portable event to wait on without new
-            // dependencies; look again shortly.
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Rewrites the configuration file with `extra` appended.
-    fn rewrite_config(&self, extra: &str) {
-        write_config(
-            &self.config,
-            &self.endpoint,
-            &self.dir.path().join("state"),
-            extra,
+    let statuses = Notice::sets("STATUS").all(&run.datagrams);
+    assert!(!statuses.is_empty(), "{:?}", run.datagrams);
+    for status in statuses {
+        assert!(
+            status.starts_with("STATUS=tracking ") && !status.contains('\n'),
+            "status datagram: {status:?}"
         );
     }
-
-    /// The statuses announced for `job_id` so far, in order.
-    fn transitions(&self, job_id: &str) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter(|event| event["event"] == "job.transition" && event["job_id"] == job_id)
-            .map(|event| event["status"].as_str().unwrap_or("?").to_string())
-            .collect()
-    }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // A test that failed half-way must not leave a daemon behind.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Exit 0, every stdout line a JSON object, and `daemon.stopping` said.
+fn check_clean_exit(run: &Finished) {
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    assert!(
+        run.bad_lines.is_empty(),
+        "stdout lines that are not JSON objects: {:?}",
+        run.bad_lines
+    );
+    assert_eq!(
+        Match::event("daemon.stopping").all(&run.events).len(),
+        1,
+        "{}",
+        dump(&run.events)
+    );
 }
 
-const FAST_POLLS: &str = "[poll]\ninitial_interval = \"1s\"\nmax_interval = \"1s\"\n\n";
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_ready_reloading_ready_stopping_and_status() {
+    let sim = sim(&job(JOB_A, "RUNNING")).await;
+    let mut daemon = systemd_setup(&sim).watch(&[JOB_A]).start().await;
 
-fn watch_jobs(ids: &[&str]) -> String {
-    let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
-    format!("[watch]\njobs = [{}]\n", quoted.join(", "))
-}
-
-#[test]
-fn notify_ready_reloading_ready_stopping_and_status() {
-    let sim = Sim::start(vec![job(JOB_A, "RUNNING")], vec![]);
-    let mut daemon = Daemon::start(&sim, &format!("{FAST_POLLS}{}", watch_jobs(&[JOB_A])), &[]);
-
-    assert_eq!(daemon.next_lifecycle(), "READY=1");
-    let status = daemon.next_datagram(|text| text.starts_with("STATUS="));
+    daemon.await_datagram(&Notice::has("READY=1")).await;
+    // The harness's keys and the socket, nothing of the developer's shell.
+    assert_eq!(
+        daemon.environment(),
+        ["HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "NOTIFY_SOCKET"]
+    );
+    let status = daemon.await_datagram(&Notice::sets("STATUS")).await;
     assert!(
         status.starts_with("STATUS=tracking "),
         "status line: {status:?}"
@@ -368,268 +130,342 @@ fn notify_ready_reloading_ready_stopping_and_status() {
     assert!(!status.contains('\n'), "one line: {status:?}");
 
     daemon.signal("HUP");
-    let reloading = daemon.next_lifecycle();
-    let fields: Vec<&str> = reloading.lines().collect();
-    assert!(fields.contains(&"RELOADING=1"), "{reloading:?}");
-    assert!(
-        fields.iter().any(|field| field
-            .strip_prefix("MONOTONIC_USEC=")
-            .is_some_and(|usec| usec.parse::<u64>().is_ok_and(|usec| usec > 0))),
-        "{reloading:?}"
-    );
-    assert_eq!(daemon.next_lifecycle(), "READY=1");
-    daemon.wait_named("daemon.reloaded");
+    let reloading = daemon.await_datagram(&reload_notice()).await;
+    check_reloading(&reloading);
+    daemon.await_datagrams(&Notice::has("READY=1"), 2).await;
+    daemon.await_event(&Match::event("daemon.reloaded")).await;
 
     daemon.signal("TERM");
-    assert_eq!(daemon.next_lifecycle(), "STOPPING=1");
-    let status = daemon.wait_exit();
-    assert_eq!(status.code(), Some(0), "stderr:\n{}", daemon.stderr());
+    daemon.await_datagram(&Notice::has("STOPPING=1")).await;
+    let run = daemon.finish().await;
+    check_clean_exit(&run);
+    check_notices(&run, &["READY=1", "RELOADING", "READY=1", "STOPPING=1"]);
+    // The first status follows readiness at once (no watchdog here).
+    assert_eq!(run.datagrams[0], "READY=1", "{:?}", run.datagrams);
     assert!(
-        daemon
-            .seen
-            .iter()
-            .any(|event| event["event"] == "daemon.stopping"),
-        "{:#?}",
-        daemon.seen
+        run.datagrams[1].starts_with("STATUS=tracking "),
+        "{:?}",
+        run.datagrams
     );
 }
 
-#[test]
-fn watchdog_pings_when_watchdog_usec_is_set() {
-    let sim = Sim::start(vec![job(JOB_A, "RUNNING")], vec![]);
-    let mut daemon = Daemon::start(
-        &sim,
-        &format!("{FAST_POLLS}{}", watch_jobs(&[JOB_A])),
-        &[("WATCHDOG_USEC", "400000")],
+#[tokio::test(flavor = "multi_thread")]
+async fn watchdog_pings_when_watchdog_usec_is_set() {
+    let sim = sim(&job(JOB_A, "RUNNING")).await;
+    let mut daemon = systemd_setup(&sim)
+        .watch(&[JOB_A])
+        .watchdog(400_000)
+        .start()
+        .await;
+    daemon.await_datagram(&Notice::has("READY=1")).await;
+    // What systemd would pass, and nothing of the shell in between.
+    assert_eq!(
+        daemon.environment(),
+        [
+            "HUAWEICLOUD_SDK_AK",
+            "HUAWEICLOUD_SDK_SK",
+            "NOTIFY_SOCKET",
+            "WATCHDOG_PID",
+            "WATCHDOG_USEC"
+        ]
     );
-    assert_eq!(daemon.next_lifecycle(), "READY=1");
-    for _ in 0..3 {
-        daemon.next_datagram(|text| text == "WATCHDOG=1");
-    }
+    daemon.await_datagrams(&Notice::has("WATCHDOG=1"), 3).await;
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit().code(), Some(0));
+    let run = daemon.finish().await;
+    check_clean_exit(&run);
+    check_notices(&run, &["READY=1", "STOPPING=1"]);
 }
 
-#[test]
-fn no_watchdog_pings_without_watchdog_usec() {
-    let sim = Sim::start(vec![job(JOB_A, "RUNNING")], vec![]);
-    let mut daemon = Daemon::start(&sim, &format!("{FAST_POLLS}{}", watch_jobs(&[JOB_A])), &[]);
-    assert_eq!(daemon.next_lifecycle(), "READY=1");
-    // Two polls of the job take more than a second: time a 400 ms watchdog
-    // would have pinged in.
-    daemon.wait_transition(JOB_A, "RUNNING");
-    let before = sim.requests_for(JOB_A);
-    while sim.requests_for(JOB_A) < before + 2 {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Runs `setup`'s daemon for two polls of [`JOB_A`] (more than a second,
+/// time a 400 ms watchdog would have pinged in) and checks that no
+/// datagram of the whole run mentions the watchdog.
+async fn check_no_watchdog_pings(sim: &Sim, setup: Setup) {
+    let mut daemon = setup.start().await;
+    daemon.await_datagram(&Notice::has("READY=1")).await;
+    daemon
+        .await_event(&Match::transition(JOB_A, "RUNNING"))
+        .await;
+    let before = sim.requests(JOB_A);
+    sim.await_stats("two more polls of the job", |stats| {
+        stats.jobs.get(JOB_A).map_or(0, |job| job.requests) >= before + 2
+    })
+    .await;
     daemon.signal("TERM");
-    assert_eq!(daemon.next_lifecycle(), "STOPPING=1");
-    assert_eq!(daemon.wait_exit().code(), Some(0));
-    let pings: Vec<String> = daemon
+    daemon.await_datagram(&Notice::has("STOPPING=1")).await;
+    let run = daemon.finish().await;
+    check_clean_exit(&run);
+    check_notices(&run, &["READY=1", "STOPPING=1"]);
+    let pings: Vec<&String> = run
         .datagrams
-        .try_iter()
-        .filter(|text| text.contains("WATCHDOG"))
+        .iter()
+        .filter(|datagram| datagram.contains("WATCHDOG"))
         .collect();
     assert!(pings.is_empty(), "{pings:?}");
 }
 
-#[test]
-fn sighup_with_a_valid_change_keeps_job_state() {
-    let sim = Sim::start(vec![job(JOB_A, "RUNNING")], vec![]);
-    let mut daemon = Daemon::start(&sim, &format!("{FAST_POLLS}{}", watch_jobs(&[JOB_A])), &[]);
-    let first = daemon.wait_transition(JOB_A, "RUNNING");
+#[tokio::test(flavor = "multi_thread")]
+async fn no_watchdog_pings_without_watchdog_usec() {
+    let sim = sim(&job(JOB_A, "RUNNING")).await;
+    let setup = systemd_setup(&sim).watch(&[JOB_A]);
+    check_no_watchdog_pings(&sim, setup).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_watchdog_pings_when_watchdog_pid_names_another_process() {
+    // systemd's watchdog variables are meant for one process; the daemon
+    // started by a wrapper that did not hand them on must not ping for it.
+    let sim = sim(&job(JOB_A, "RUNNING")).await;
+    let setup = systemd_setup(&sim)
+        .watch(&[JOB_A])
+        .env("WATCHDOG_USEC", "400000")
+        .env("WATCHDOG_PID", "1");
+    check_no_watchdog_pings(&sim, setup).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_with_a_valid_change_keeps_job_state() {
+    let sim = sim(&job(JOB_A, "RUNNING")).await;
+    let setup = systemd_setup(&sim).watch(&[JOB_A]);
+    let mut daemon = setup.start().await;
+    let first = daemon
+        .await_event(&Match::transition(JOB_A, "RUNNING"))
+        .await;
     assert_eq!(first["previous_status"], Value::Null);
 
-    daemon.rewrite_config(&format!(
-        "[poll]\ninitial_interval = \"1s\"\nmax_interval = \"2s\"\n\n{}",
-        watch_jobs(&[JOB_A])
-    ));
+    let setup = setup.set("poll.max_interval", "2s");
+    setup.write();
     daemon.signal("HUP");
-    let reloaded = daemon.wait_named("daemon.reloaded");
+    let reloaded = daemon.await_event(&Match::event("daemon.reloaded")).await;
     assert_eq!(reloaded["jobs_tracked"], 1, "{reloaded}");
     assert_eq!(reloaded["level"], "INFO");
 
     // The job moves on after the reload; the daemon still knows it was RUNNING.
-    sim.handle.add_jobs(vec![job(JOB_A, "SUCCESS")]);
-    let done = daemon.wait_transition(JOB_A, "SUCCESS");
+    sim.add_jobs(jobs(&job(JOB_A, "SUCCESS")));
+    let done = daemon
+        .await_event(&Match::transition(JOB_A, "SUCCESS"))
+        .await;
     assert_eq!(done["previous_status"], "RUNNING", "{done}");
-    assert_eq!(daemon.transitions(JOB_A), ["RUNNING", "SUCCESS"]);
+    assert_eq!(transitions(&daemon.events, JOB_A), ["RUNNING", "SUCCESS"]);
 
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit().code(), Some(0));
-    assert_eq!(daemon.transitions(JOB_A), ["RUNNING", "SUCCESS"]);
+    let run = daemon.finish().await;
+    check_clean_exit(&run);
+    assert_eq!(transitions(&run.events, JOB_A), ["RUNNING", "SUCCESS"]);
+    assert!(
+        Match::event("daemon.reload_failed")
+            .all(&run.events)
+            .is_empty(),
+        "{}",
+        dump(&run.events)
+    );
+    check_notices(&run, &["READY=1", "RELOADING", "READY=1", "STOPPING=1"]);
 }
 
-#[test]
-fn sighup_with_a_broken_file_keeps_the_old_configuration() {
-    let sim = Sim::start(vec![job(JOB_A, "RUNNING")], vec![]);
-    let mut daemon = Daemon::start(&sim, &format!("{FAST_POLLS}{}", watch_jobs(&[JOB_A])), &[]);
-    assert_eq!(daemon.next_lifecycle(), "READY=1");
-    daemon.wait_transition(JOB_A, "RUNNING");
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_with_a_broken_file_keeps_the_old_configuration() {
+    let sim = sim(&job(JOB_A, "RUNNING")).await;
+    let setup = systemd_setup(&sim).watch(&[JOB_A]);
+    let mut daemon = setup.start().await;
+    daemon.await_datagram(&Notice::has("READY=1")).await;
+    daemon
+        .await_event(&Match::transition(JOB_A, "RUNNING"))
+        .await;
 
     // Below the 1 s minimum: a value error that names its key.
-    daemon.rewrite_config(&format!(
-        "[poll]\ninitial_interval = \"1s\"\nmax_interval = \"100ms\"\n\n{}",
-        watch_jobs(&[JOB_A])
-    ));
+    let setup = setup.set("poll.max_interval", "100ms");
+    setup.write();
     daemon.signal("HUP");
-    let failed = daemon.wait_named("daemon.reload_failed");
+    let failed = daemon
+        .await_event(&Match::event("daemon.reload_failed"))
+        .await;
     assert_eq!(failed["level"], "ERROR", "{failed}");
     let error = failed["error"].as_str().unwrap_or_default();
     assert!(error.contains("poll.max_interval"), "{failed}");
-    let reloading = daemon.next_lifecycle();
-    assert!(reloading.contains("RELOADING=1"), "{reloading:?}");
-    assert_eq!(daemon.next_lifecycle(), "READY=1");
+    let reloading = daemon.await_datagram(&reload_notice()).await;
+    check_reloading(&reloading);
+    daemon.await_datagrams(&Notice::has("READY=1"), 2).await;
 
     // Still polling, with the old configuration.
-    sim.handle.add_jobs(vec![job(JOB_A, "FAIL")]);
-    let failed_job = daemon.wait_transition(JOB_A, "FAIL");
+    sim.add_jobs(jobs(&job(JOB_A, "FAIL")));
+    let failed_job = daemon.await_event(&Match::transition(JOB_A, "FAIL")).await;
     assert_eq!(failed_job["previous_status"], "RUNNING");
 
     // Broken TOML is refused the same way, naming the place.
-    std::fs::write(&daemon.config, "[poll\nmax_interval = ").unwrap();
+    std::fs::write(setup.config_path(), "[poll\nmax_interval = ").expect("config written");
     daemon.signal("HUP");
-    let failed = daemon.wait_named("daemon.reload_failed");
+    let failed = daemon
+        .await_events(&Match::event("daemon.reload_failed"), 2)
+        .await
+        .remove(1);
+    assert_eq!(failed["level"], "ERROR", "{failed}");
     let error = failed["error"].as_str().unwrap_or_default();
     assert!(
-        error.contains(&daemon.config.display().to_string()),
+        error.contains(&setup.config_path().display().to_string()),
         "{failed}"
     );
-    assert!(daemon.next_lifecycle().contains("RELOADING=1"));
-    assert_eq!(daemon.next_lifecycle(), "READY=1");
+    daemon.await_datagrams(&reload_notice(), 2).await;
+    daemon.await_datagrams(&Notice::has("READY=1"), 3).await;
 
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit().code(), Some(0));
+    let run = daemon.finish().await;
+    check_clean_exit(&run);
     assert!(
-        !daemon
-            .seen
-            .iter()
-            .any(|event| event["event"] == "daemon.reloaded"),
-        "{:#?}",
-        daemon.seen
+        Match::event("daemon.reloaded").all(&run.events).is_empty(),
+        "{}",
+        dump(&run.events)
+    );
+    assert_eq!(
+        Match::event("daemon.reload_failed").all(&run.events).len(),
+        2,
+        "{}",
+        dump(&run.events)
+    );
+    assert_eq!(transitions(&run.events, JOB_A), ["RUNNING", "FAIL"]);
+    check_notices(
+        &run,
+        &[
+            "READY=1",
+            "RELOADING",
+            "READY=1",
+            "RELOADING",
+            "READY=1",
+            "STOPPING=1",
+        ],
     );
 }
 
-#[test]
-fn sighup_reads_a_new_watch_file() {
-    let sim = Sim::start(
-        vec![job(JOB_A, "RUNNING"), job(JOB_B, "PENDING_PAYMENT")],
-        vec![],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let jobs_d = dir.path().join("jobs.d");
-    std::fs::create_dir(&jobs_d).unwrap();
-    std::fs::write(jobs_d.join("a.jobs"), format!("{JOB_A} team=payments\n")).unwrap();
-    let mut daemon = Daemon::start(
-        &sim,
-        &format!("{FAST_POLLS}[watch]\ndir = \"{}\"\n", jobs_d.display()),
-        &[],
-    );
-    let a = daemon.wait_transition(JOB_A, "RUNNING");
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reads_a_new_watch_file() {
+    let sim = sim(&format!(
+        "{}{}",
+        job(JOB_A, "RUNNING"),
+        job(JOB_B, "PENDING_PAYMENT")
+    ))
+    .await;
+    let setup = systemd_setup(&sim).watch_file("a.jobs", &format!("{JOB_A} team=payments\n"));
+    let mut daemon = setup.start().await;
+    let a = daemon
+        .await_event(&Match::transition(JOB_A, "RUNNING"))
+        .await;
     assert_eq!(a["labels"], json!({"team": "payments"}));
 
-    std::fs::write(jobs_d.join("b.jobs"), format!("{JOB_B} team=platform\n")).unwrap();
+    std::fs::write(
+        setup.watch_dir().join("b.jobs"),
+        format!("{JOB_B} team=platform\n"),
+    )
+    .expect("watch file written");
     daemon.signal("HUP");
-    let b = daemon.wait_transition(JOB_B, "PENDING_PAYMENT");
+    let b = daemon
+        .await_event(&Match::transition(JOB_B, "PENDING_PAYMENT"))
+        .await;
     assert_eq!(b["labels"], json!({"team": "platform"}));
     assert_eq!(b["level"], "WARN");
     // The reload's own event may come before or after the new job's.
-    let reloaded = daemon.seen_or_wait("daemon.reloaded");
+    let reloaded = daemon.await_event(&Match::event("daemon.reloaded")).await;
     assert_eq!(reloaded["jobs_tracked"], 2, "{reloaded}");
 
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit().code(), Some(0));
-    assert_eq!(daemon.transitions(JOB_A), ["RUNNING"]);
-    assert_eq!(daemon.transitions(JOB_B), ["PENDING_PAYMENT"]);
+    let run = daemon.finish().await;
+    check_clean_exit(&run);
+    assert_eq!(transitions(&run.events, JOB_A), ["RUNNING"]);
+    assert_eq!(transitions(&run.events, JOB_B), ["PENDING_PAYMENT"]);
+    check_notices(&run, &["READY=1", "RELOADING", "READY=1", "STOPPING=1"]);
 }
 
-/// Waits until the simulator has received `count` requests.
-fn wait_requests(sim: &Sim, count: u64) {
-    let start = Instant::now();
-    while sim.handle.stats().requests_total < count {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no requests reached the simulator"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-#[test]
-fn sigterm_with_polls_in_flight_exits_cleanly() {
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_polls_in_flight_exits_cleanly() {
     let ids = [JOB_A, JOB_B, "job-c", "job-d"];
-    let sim = Sim::start(
-        ids.iter().map(|id| job(id, "RUNNING")).collect(),
-        vec![latency("1s", "2s")],
-    );
-    let mut daemon = Daemon::start(&sim, &format!("{FAST_POLLS}{}", watch_jobs(&ids)), &[]);
-    assert_eq!(daemon.next_lifecycle(), "READY=1");
+    let tables: String = ids.iter().map(|id| job(id, "RUNNING")).collect();
+    let sim = sim(&format!("{tables}{}", latency("1s", "2s"))).await;
+    let mut daemon = systemd_setup(&sim).watch(&ids).start().await;
+    daemon.await_datagram(&Notice::has("READY=1")).await;
     // Every request takes at least a second, so these are still in flight.
-    wait_requests(&sim, ids.len() as u64);
+    sim.await_stats("a request for every job", |stats| {
+        stats.requests_total >= ids.len() as u64
+    })
+    .await;
 
     daemon.signal("TERM");
-    assert_eq!(daemon.next_lifecycle(), "STOPPING=1");
-    let status = daemon.wait_exit();
-    assert_eq!(status.code(), Some(0), "stderr:\n{}", daemon.stderr());
-    assert!(
-        daemon
-            .seen
-            .iter()
-            .any(|event| event["event"] == "daemon.stopping")
-    );
+    daemon.await_datagram(&Notice::has("STOPPING=1")).await;
+    let run = daemon.finish().await;
+    check_clean_exit(&run);
+    check_notices(&run, &["READY=1", "STOPPING=1"]);
 }
 
-#[test]
-fn a_second_sigterm_exits_at_once_with_75() {
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sigterm_exits_at_once_with_75() {
     let ids = [JOB_A, JOB_B];
-    let sim = Sim::start(
-        ids.iter().map(|id| job(id, "RUNNING")).collect(),
-        vec![latency("5s", "5s")],
-    );
-    let mut daemon = Daemon::start(&sim, &format!("{FAST_POLLS}{}", watch_jobs(&ids)), &[]);
-    assert_eq!(daemon.next_lifecycle(), "READY=1");
-    wait_requests(&sim, ids.len() as u64);
+    let tables: String = ids.iter().map(|id| job(id, "RUNNING")).collect();
+    let sim = sim(&format!("{tables}{}", latency("5s", "5s"))).await;
+    let mut daemon = systemd_setup(&sim).watch(&ids).start().await;
+    daemon.await_datagram(&Notice::has("READY=1")).await;
+    sim.await_stats("a request for every job", |stats| {
+        stats.requests_total >= ids.len() as u64
+    })
+    .await;
 
     daemon.signal("TERM");
     // The second signal once the first is being acted on: the signal
     // handler itself exits. Two signals sent back to back, before the
     // first is even delivered, are one pending signal to the kernel and
     // can only count as one.
-    assert_eq!(daemon.next_lifecycle(), "STOPPING=1");
+    daemon.await_datagram(&Notice::has("STOPPING=1")).await;
     daemon.signal("TERM");
-    let status = daemon.wait_exit();
+    let run = daemon.finish().await;
     assert_eq!(
-        status.code(),
+        run.code,
         Some(ecs_jobwatch::daemon::signals::FORCED_EXIT),
         "stderr:\n{}",
-        daemon.stderr()
+        run.stderr
     );
+    // The process ends inside the signal handler, wherever its threads
+    // were, so only the notices are checked, not the last stdout line.
+    check_notices(&run, &["READY=1", "STOPPING=1"]);
 }
 
-#[test]
-fn the_shipped_example_configuration_passes_check_config() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let state = tempfile::tempdir().unwrap();
-    let output = Command::new(BINARY)
-        .arg("check-config")
-        .arg("--config")
-        .arg(root.join("config/ecs-jobwatch.toml"))
-        .env_clear()
-        .env("ECS_JOBWATCH__WATCH__DIR", root.join("config/jobs.d"))
-        .env("STATE_DIRECTORY", state.path())
-        .env("HUAWEICLOUD_SDK_AK", ACCESS_KEY)
-        .env("HUAWEICLOUD_SDK_SK", SECRET_KEY)
-        .output()
-        .expect("check-config runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shipped_example_configuration_passes_check_config() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let state = tempfile::tempdir().expect("temporary directory");
+    let config = root.join("config/ecs-jobwatch.toml");
+    let jobs_d = root.join("config/jobs.d");
+    let output = run_binary(
+        &[
+            "check-config",
+            "--config",
+            config.to_str().expect("UTF-8 path"),
+        ],
+        &[
+            (
+                "ECS_JOBWATCH__WATCH__DIR",
+                jobs_d.to_str().expect("UTF-8 path"),
+            ),
+            (
+                "STATE_DIRECTORY",
+                state.path().to_str().expect("UTF-8 path"),
+            ),
+            ("HUAWEICLOUD_SDK_AK", crate::harness::AK),
+            ("HUAWEICLOUD_SDK_SK", crate::harness::SK),
+        ],
+    )
+    .await;
     assert_eq!(
-        output.status.code(),
+        output.code,
         Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
+        "stdout:\n{}\nstderr:\n{}",
+        output.stdout,
+        output.stderr
     );
     // The example watch file's three jobs are all valid.
-    assert!(stdout.contains("# watch list: 3 jobs"), "{stdout}");
-    assert!(!stdout.contains(SECRET_KEY), "{stdout}");
-    assert!(stderr.is_empty(), "{stderr}");
+    assert!(
+        output.stdout.contains("# watch list: 3 jobs"),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        !output.stdout.contains(crate::harness::SK),
+        "{}",
+        output.stdout
+    );
+    assert!(output.stderr.is_empty(), "{}", output.stderr);
 }
