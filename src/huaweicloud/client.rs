@@ -27,8 +27,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT as
-    USER_AGENT_HEADER,
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue,
+    USER_AGENT as USER_AGENT_HEADER,
 };
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http_body_util::Full;
@@ -323,8 +323,7 @@ impl Client {
             .map_err(credential_failure)?;
         let endpoint = request.endpoint;
         // The path and query as sent, in one string.
-        let mut target =
-            String::with_capacity(endpoint.base_path.len() + request.path.len() + 16);
+        let mut target = String::with_capacity(endpoint.base_path.len() + request.path.len() + 16);
         target.push_str(&endpoint.base_path);
         target.push_str(request.path);
         let path_length = target.len();
@@ -512,11 +511,7 @@ pub fn http_date_ms(value: &str) -> Option<i64> {
 /// status and request id of the head that arrived).
 fn transport_failure(failure: Failure, cap: usize) -> ApiError {
     let (kind, message, head) = match failure {
-        Failure::Timeout(head) => (
-            ErrorKind::Timeout,
-            "operation timed out".to_string(),
-            head,
-        ),
+        Failure::Timeout(head) => (ErrorKind::Timeout, "operation timed out".to_string(), head),
         Failure::Connect {
             message,
             closed_before_answer,

@@ -162,10 +162,7 @@ pub fn authorization_sorted(
     hasher.update(request.method.as_bytes());
     hasher.update(b"\n");
     let path = request.path.as_bytes();
-    if path
-        .iter()
-        .all(|&byte| byte == b'/' || is_unreserved(byte))
-    {
+    if path.iter().all(|&byte| byte == b'/' || is_unreserved(byte)) {
         hasher.update(path);
         if path.last() != Some(&b'/') {
             hasher.update(b"/");

@@ -160,8 +160,7 @@ impl Transport {
         if self.http_proxy && request.uri().scheme() == Some(&Scheme::HTTP) {
             self.proxy_authorization(&mut request);
         }
-        let response = match tokio::time::timeout_at(deadline, self.client.request(request)).await
-        {
+        let response = match tokio::time::timeout_at(deadline, self.client.request(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {
                 return Err(Failure::Connect {
