@@ -23,9 +23,12 @@ pub const AK: &str = "BENCHAK00000000000000001";
 /// Its secret key.
 pub const SK: &str = "bench-secret-key-0000000000000000000000001";
 
-/// The binary under test (the release build under `cargo bench`).
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_ecs-jobwatch")
+/// The binary under test: the release build under `cargo bench`, or the
+/// one `ECS_JOBWATCH_BENCH_BINARY` names (to measure an older build with
+/// the same benchmark).
+pub fn binary() -> String {
+    std::env::var("ECS_JOBWATCH_BENCH_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ecs-jobwatch").to_string())
 }
 
 /// True when run by `cargo bench` (which passes `--bench`); false under

@@ -1,28 +1,45 @@
 //! The signed HTTP client of every Huawei Cloud API the daemon calls: one
-//! pooled reqwest client and one credential provider for every service and
-//! project, requests signed with SDK-HMAC-SHA256, a request timeout, a body
-//! cap, and the answer's `X-Request-Id`, `Retry-After` and `Date`.
+//! pooled connection client and one credential provider for every service
+//! and project, requests signed with SDK-HMAC-SHA256, a request timeout, a
+//! body cap, and the answer's `X-Request-Id`, `Retry-After` and `Date`.
 //!
-//! A request names its [`Endpoint`] (parsed once: base path and `Host`
-//! header), a path below the endpoint's own path, query pairs and a body;
-//! [`Client::send`] returns the [`Answer`] (status, headers, body) or the
-//! transport failure as an [`ApiError`]. What an answer means is decided
-//! by [`super::error`] and the service's adapter (`src/services/`).
+//! A request names its [`Endpoint`] (parsed once: base path, scheme,
+//! authority and `Host` header), a path below the endpoint's own path,
+//! query pairs and a body; [`Client::send`] returns the [`Answer`] (status,
+//! headers, body) or the transport failure as an [`ApiError`]. What an
+//! answer means is decided by [`super::error`] and the service's adapter
+//! (`src/services/`).
 //!
-//! TLS is rustls with the platform's verifier, as reqwest sets it up;
-//! `cloud.ca_file` adds the certificates of a PEM bundle to the trusted
-//! roots and changes nothing else.
+//! A request is cheap to make: its URI is put together from the
+//! endpoint's parsed parts and one string (no URL parsing, no IDNA), the
+//! signature is streamed into the hash (`sign::authorization_sorted`),
+//! `X-Sdk-Date` is formatted by arithmetic, and the fixed headers are
+//! prepared values. The transport ([`super::transport`]) is hyper's pooled
+//! client, set up as reqwest set it up before: TLS is rustls with the
+//! platform's verifier, `cloud.ca_file` adds the certificates of a PEM
+//! bundle to the trusted roots and changes nothing else, and the proxy
+//! variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) are
+//! honoured.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Method, Url, redirect};
+use bytes::Bytes;
+use http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue,
+    USER_AGENT as USER_AGENT_HEADER,
+};
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http_body_util::Full;
+use reqwest::{Method, Url};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
-use super::credentials::{CredentialError, CredentialProvider, Credentials};
+use super::credentials::{CredentialError, CredentialProvider};
 use super::error::{AnswerHeaders, ApiError, ErrorKind};
 use super::sign;
+use super::transport::{Failure, Head, Transport};
 
 /// `ecs-jobwatch/{version}`.
 pub const USER_AGENT: &str = concat!("ecs-jobwatch/", env!("CARGO_PKG_VERSION"));
@@ -68,7 +85,7 @@ pub enum ClientError {
     /// The endpoint cannot carry a path (for example `mailto:`).
     #[error("endpoint {0} is not an http(s) URL")]
     NotHttp(String),
-    /// reqwest refused the settings (for example, no TLS roots).
+    /// The TLS settings could not be made (for example, no TLS roots).
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
     /// The PEM bundle of `ca_file` could not be used.
@@ -87,6 +104,9 @@ pub struct Endpoint {
     url: Url,
     base_path: String,
     host: String,
+    scheme: Scheme,
+    authority: Authority,
+    host_value: HeaderValue,
 }
 
 impl Endpoint {
@@ -97,6 +117,14 @@ impl Endpoint {
             return Err(ClientError::NotHttp(url.to_string()));
         }
         let host = host_header(url).ok_or_else(|| ClientError::NoHost(url.to_string()))?;
+        let no_host = || ClientError::NoHost(url.to_string());
+        let authority = Authority::try_from(host.as_str()).map_err(|_| no_host())?;
+        let host_value = HeaderValue::from_str(&host).map_err(|_| no_host())?;
+        let scheme = if url.scheme() == "https" {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
         let mut base = url.clone();
         base.set_query(None);
         base.set_fragment(None);
@@ -105,6 +133,9 @@ impl Endpoint {
             url: base,
             base_path,
             host,
+            scheme,
+            authority,
+            host_value,
         })
     }
 
@@ -192,7 +223,7 @@ pub struct Client {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    http: Transport,
     credentials: CredentialProvider,
     /// The endpoint and project of [`ClientConfig`], for `get_job`.
     default: Option<(Endpoint, String)>,
@@ -241,18 +272,12 @@ impl Client {
         credentials: CredentialProvider,
         default: Option<(Endpoint, String)>,
     ) -> Result<Client, ClientError> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(settings.request_timeout)
-            .connect_timeout(settings.request_timeout)
-            .redirect(redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60));
-        if let Some(path) = &settings.ca_file {
-            builder = builder.tls_certs_merge(read_ca_file(path)?);
-        }
-        let http = builder
-            .build()
-            .map_err(|error| ClientError::Build(describe(&error)))?;
+        let extra_roots = match &settings.ca_file {
+            Some(path) => read_ca_file(path)?,
+            None => Vec::new(),
+        };
+        let http = Transport::build(settings.request_timeout, extra_roots, USER_AGENT)
+            .map_err(ClientError::Build)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -297,55 +322,145 @@ impl Client {
             .await
             .map_err(credential_failure)?;
         let endpoint = request.endpoint;
-        let mut path = String::with_capacity(endpoint.base_path.len() + request.path.len());
-        path.push_str(&endpoint.base_path);
-        path.push_str(request.path);
-        let query: Vec<(String, String)> = request
-            .query
-            .iter()
-            .map(|(key, value)| (key.to_string(), value.clone()))
-            .collect();
-        let headers = signed_headers(request, &path, &query, &credentials, (self.inner.clock)());
-        let mut url = endpoint.url.clone();
-        url.set_path(&path);
-        if !query.is_empty() {
-            url.set_query(Some(&encoded_query(&query)));
+        // The path and query as sent, in one string.
+        let mut target = String::with_capacity(endpoint.base_path.len() + request.path.len() + 16);
+        target.push_str(&endpoint.base_path);
+        target.push_str(request.path);
+        let path_length = target.len();
+        for (index, (key, value)) in request.query.iter().enumerate() {
+            target.push(if index == 0 { '?' } else { '&' });
+            target.push_str(&sign::percent_encode(key));
+            target.push('=');
+            target.push_str(&sign::percent_encode(value));
         }
 
-        let mut builder = self
-            .inner
-            .http
-            .request(request.method.clone(), url)
-            .headers(headers);
-        if !request.body.is_empty() {
-            builder = builder.body(request.body.to_vec());
+        // The headers that are sent are the headers that are signed (names
+        // sorted), plus `User-Agent` and `Accept`, which are not.
+        let date = sign::sdk_date((self.inner.clock)().timestamp());
+        let date = std::str::from_utf8(&date).unwrap_or_default();
+        let project_id = request
+            .project_id
+            .filter(|value| HeaderValue::from_str(value).is_ok());
+        let token = credentials
+            .security_token
+            .as_ref()
+            .map(|token| token.expose())
+            .filter(|value| HeaderValue::from_str(value).is_ok());
+        let mut signed: [(&str, &str); 5] = [("", ""); 5];
+        let mut count = 0;
+        signed[count] = ("content-type", "application/json");
+        count += 1;
+        signed[count] = ("host", endpoint.host.as_str());
+        count += 1;
+        if let Some(project_id) = project_id {
+            signed[count] = ("x-project-id", project_id);
+            count += 1;
         }
-        let response = builder.send().await.map_err(transport_failure)?;
-        let status = response.status().as_u16();
-        let request_id = header_text(response.headers(), "x-request-id");
-        let retry_after = header_text(response.headers(), "retry-after");
-        let server_now_ms = header_text(response.headers(), "date")
-            .as_deref()
-            .and_then(http_date_ms);
-        let body = read_capped(response, request.max_body_bytes)
-            .await
-            .map_err(|mut error| {
-                error.http_status = Some(status);
-                error.request_id = request_id.clone();
-                error
-            })?;
-        Ok(Answer {
-            status,
-            request_id,
-            retry_after,
-            server_now_ms,
-            body,
-        })
+        signed[count] = ("x-sdk-date", date);
+        count += 1;
+        if let Some(token) = token {
+            signed[count] = ("x-security-token", token);
+            count += 1;
+        }
+        let authorization = sign::authorization_sorted(
+            &sign::Sorted {
+                method: request.method.as_str(),
+                path: &target[..path_length],
+                query: request.query,
+                headers: &signed[..count],
+                body: request.body,
+            },
+            date,
+            credentials.access_key.expose(),
+            credentials.secret_key.expose(),
+        );
+
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(HOST, endpoint.host_value.clone());
+        if let Some(Ok(value)) = project_id.map(HeaderValue::from_str) {
+            headers.insert(X_PROJECT_ID, value);
+        }
+        if let Ok(value) = HeaderValue::from_str(date) {
+            headers.insert(X_SDK_DATE, value);
+        }
+        if let Some(Ok(mut value)) = token.map(HeaderValue::from_str) {
+            value.set_sensitive(true);
+            headers.insert(X_SECURITY_TOKEN, value);
+        }
+        // The signature is hex and ASCII, so this cannot fail; should it
+        // ever, the request goes unsigned and the gateway's 401 is
+        // classified like any other.
+        if let Ok(mut value) = HeaderValue::try_from(authorization) {
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        headers.insert(USER_AGENT_HEADER, HeaderValue::from_static(USER_AGENT));
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+
+        let uri = build_uri(endpoint, target)?;
+        let body = if request.body.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(request.body)
+        };
+        let mut outgoing = http::Request::new(Full::new(body));
+        *outgoing.method_mut() = request.method.clone();
+        *outgoing.uri_mut() = uri;
+        *outgoing.headers_mut() = headers;
+
+        match self.inner.http.send(outgoing, request.max_body_bytes).await {
+            Ok((head, body)) => {
+                let (status, request_id, retry_after, server_now_ms) = read_head(&head);
+                Ok(Answer {
+                    status,
+                    request_id,
+                    retry_after,
+                    server_now_ms,
+                    body,
+                })
+            }
+            Err(failure) => Err(transport_failure(failure, request.max_body_bytes)),
+        }
     }
 }
 
+/// `x-project-id`, `x-sdk-date`, `x-security-token`.
+const X_PROJECT_ID: HeaderName = HeaderName::from_static("x-project-id");
+const X_SDK_DATE: HeaderName = HeaderName::from_static("x-sdk-date");
+const X_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-security-token");
+
+/// The URI of a request: the endpoint's scheme and authority, `target`
+/// (path and query, each part already percent-encoded) checked once.
+fn build_uri(endpoint: &Endpoint, target: String) -> Result<Uri, ApiError> {
+    let path_and_query = PathAndQuery::from_maybe_shared(Bytes::from(target)).map_err(|error| {
+        ApiError::transport(ErrorKind::Client, format!("invalid request path: {error}"))
+    })?;
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(endpoint.scheme.clone());
+    parts.authority = Some(endpoint.authority.clone());
+    parts.path_and_query = Some(path_and_query);
+    Uri::from_parts(parts).map_err(|error| {
+        ApiError::transport(ErrorKind::Client, format!("invalid request URI: {error}"))
+    })
+}
+
+/// Status, `X-Request-Id`, `Retry-After` and `Date` (as Unix ms).
+fn read_head(head: &Head) -> (u16, Option<String>, Option<String>, Option<i64>) {
+    let server_now_ms = head
+        .headers
+        .get(http::header::DATE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(http_date_ms);
+    (
+        head.status,
+        header_text(&head.headers, "x-request-id"),
+        header_text(&head.headers, "retry-after"),
+        server_now_ms,
+    )
+}
 /// Reads the certificates of a PEM bundle.
-fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
     let fail = |reason: String| ClientError::CaFile {
         path: path.to_path_buf(),
         reason,
@@ -358,81 +473,13 @@ fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
         )));
     }
     let pem = std::fs::read(path).map_err(|error| fail(error.to_string()))?;
-    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|error| fail(format!("not a PEM bundle: {}", describe(&error))))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| fail(format!("not a PEM bundle: {error}")))?;
     if certificates.is_empty() {
         return Err(fail("holds no certificate".to_string()));
     }
     Ok(certificates)
-}
-
-/// The headers of one request: the signed set plus `Authorization`.
-fn signed_headers(
-    request: &Request<'_>,
-    path: &str,
-    query: &[(String, String)],
-    credentials: &Credentials,
-    now: chrono::DateTime<chrono::Utc>,
-) -> HeaderMap {
-    let mut pairs: Vec<(String, String)> = Vec::with_capacity(5);
-    pairs.push(("Content-Type".into(), "application/json".into()));
-    pairs.push(("Host".into(), request.endpoint.host.clone()));
-    if let Some(project_id) = request.project_id {
-        pairs.push(("X-Project-Id".into(), project_id.to_string()));
-    }
-    pairs.push(("X-Sdk-Date".into(), sign::format_sdk_date(now)));
-    if let Some(token) = &credentials.security_token {
-        pairs.push(("X-Security-Token".into(), token.expose().to_string()));
-    }
-    let signing = sign::Request {
-        method: request.method.as_str(),
-        path,
-        query,
-        headers: &pairs,
-        body: request.body,
-    };
-    // Host and X-Sdk-Date are always present, so signing cannot fail;
-    // should it ever, the request goes unsigned and the gateway's 401 is
-    // classified like any other.
-    let authorization = sign::authorization(
-        &signing,
-        credentials.access_key.expose(),
-        credentials.secret_key.expose(),
-    )
-    .ok();
-    let mut map = HeaderMap::with_capacity(pairs.len() + 1);
-    for (name, value) in pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())) {
-        insert(&mut map, name, value, false);
-    }
-    if let Some(authorization) = authorization {
-        insert(&mut map, "Authorization", &authorization, true);
-    }
-    map
-}
-
-/// `k=v&k=v`, each part percent-encoded the way the signature reads it.
-fn encoded_query(query: &[(String, String)]) -> String {
-    let mut text = String::new();
-    for (key, value) in query {
-        if !text.is_empty() {
-            text.push('&');
-        }
-        text.push_str(&sign::percent_encode(key));
-        text.push('=');
-        text.push_str(&sign::percent_encode(value));
-    }
-    text
-}
-
-fn insert(map: &mut HeaderMap, name: &str, value: &str, sensitive: bool) {
-    let (Ok(name), Ok(mut value)) = (
-        HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(value),
-    ) else {
-        return;
-    };
-    value.set_sensitive(sensitive);
-    map.insert(name, value);
 }
 
 /// `host` or `host:port` as it goes into the `Host` header (the port only
@@ -446,10 +493,9 @@ fn host_header(url: &Url) -> Option<String> {
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| value.chars().take(MAX_HEADER_CHARS).collect())
+    let value = headers.get(name)?.to_str().ok()?;
+    // `to_str` accepts visible ASCII only, so characters are bytes.
+    Some(value[..value.len().min(MAX_HEADER_CHARS)].to_string())
 }
 
 /// An HTTP date as Unix milliseconds; `None` when unreadable or before
@@ -460,80 +506,39 @@ pub fn http_date_ms(value: &str) -> Option<i64> {
     i64::try_from(since.as_millis()).ok()
 }
 
-/// Reads the body, refusing more than `cap` bytes without reading it
-/// whole.
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, ApiError> {
-    let too_large = || {
-        ApiError::transport(
+/// The [`ApiError`] of a request that got no complete answer: `Timeout`,
+/// `Connect`, or `Decode` for a body cut short or too long (those keep the
+/// status and request id of the head that arrived).
+fn transport_failure(failure: Failure, cap: usize) -> ApiError {
+    let (kind, message, head) = match failure {
+        Failure::Timeout(head) => (ErrorKind::Timeout, "operation timed out".to_string(), head),
+        Failure::Connect {
+            message,
+            closed_before_answer,
+        } => {
+            let error = ApiError::transport(ErrorKind::Connect, message);
+            return ApiError {
+                closed_before_answer,
+                ..error
+            };
+        }
+        Failure::TooLarge(head) => (
             ErrorKind::Decode,
             format!("response body larger than {cap} bytes"),
-        )
+            Some(head),
+        ),
+        Failure::Cut(head, message) => (
+            ErrorKind::Decode,
+            format!("response body cut short: {message}"),
+            Some(head),
+        ),
     };
-    if response
-        .content_length()
-        .is_some_and(|length| length > cap as u64)
-    {
-        return Err(too_large());
+    let mut error = ApiError::transport(kind, message);
+    if let Some(head) = head {
+        error.http_status = Some(head.status);
+        error.request_id = header_text(&head.headers, "x-request-id");
     }
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > cap {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(error) if error.is_timeout() => {
-                return Err(ApiError::transport(ErrorKind::Timeout, describe(&error)));
-            }
-            Err(error) => {
-                return Err(ApiError::transport(
-                    ErrorKind::Decode,
-                    format!("response body cut short: {}", describe(&error)),
-                ));
-            }
-        }
-    }
-}
-
-fn transport_failure(error: reqwest::Error) -> ApiError {
-    let kind = if error.is_timeout() {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Connect
-    };
-    ApiError {
-        closed_before_answer: closed_before_answer(&error),
-        ..ApiError::transport(kind, describe(&error))
-    }
-}
-
-/// Whether the connection was closed before any answer arrived (hyper's
-/// "connection closed before message completed"), as when a server closes
-/// an idle keep-alive connection just as the client reuses it.
-fn closed_before_answer(error: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
-            return hyper.is_incomplete_message();
-        }
-        source = cause.source();
-    }
-    false
-}
-
-/// The error and its causes in one line, without the URL.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    error
 }
 
 fn credential_failure(error: CredentialError) -> ApiError {
@@ -565,13 +570,6 @@ mod tests {
         for bad in ["mailto:x@example.com", "file:///tmp/x", "data:text/plain,x"] {
             assert!(Endpoint::new(&Url::parse(bad).unwrap()).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn query_encoding_matches_the_signature() {
-        let query = vec![("id".to_string(), "a b/c".to_string())];
-        assert_eq!(encoded_query(&query), "id=a%20b%2Fc");
-        assert_eq!(encoded_query(&[]), "");
     }
 
     #[test]

@@ -8,3 +8,4 @@ pub mod credentials;
 pub mod error;
 pub mod secret;
 pub mod sign;
+pub mod transport;

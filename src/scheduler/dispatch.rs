@@ -23,7 +23,10 @@ impl Scheduler {
         let due = if self.permit_waiting() {
             now
         } else {
-            self.queue.next_due(&self.jobs, now)?
+            // Due times share wake-ups; the budget's and the throttle's
+            // moments are kept exactly, so coalescing never slows the rate.
+            let due = self.queue.next_due(&self.jobs, now)?;
+            self.queue.coalesce(due, now)
         };
         Some(due.max(self.call_allowed_at(now)))
     }

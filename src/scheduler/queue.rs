@@ -19,6 +19,10 @@ use super::tracked::Tracked;
 use crate::job::{JobKey, Status};
 use crate::policy::triage::{self, Due, Lane, Triage};
 
+/// How far apart the scheduler's timer wake-ups are at least: due times
+/// are rounded up to a multiple of this (see [`Queue::coalesce`]).
+pub const WAKE_GRANULE: Duration = Duration::from_millis(50);
+
 /// The two stages of due polls.
 pub struct Queue {
     origin: Instant,
@@ -36,6 +40,22 @@ impl Queue {
             next_seq: 0,
             triage: Triage::new(triage::Settings::default()),
         }
+    }
+
+    /// `due`, when later than `now`, rounded up to the next multiple of
+    /// [`WAKE_GRANULE`] since the origin: polls that fall due within one
+    /// granule share one wake-up of the scheduler (and one turn of the
+    /// event loop), which is what a poll costs most at everyday rates. A
+    /// poll is at most one granule late; one already due (waiting for a
+    /// free slot) is not held back.
+    pub fn coalesce(&self, due: Instant, now: Instant) -> Instant {
+        if due <= now {
+            return due;
+        }
+        let step = WAKE_GRANULE.as_nanos();
+        let since = self.clock(due).as_nanos();
+        let rounded = since.div_ceil(step).saturating_mul(step);
+        self.origin + Duration::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX))
     }
 
     /// Time since the origin, the triage's clock.
