@@ -11,7 +11,7 @@ use ecs_jobwatch::huaweicloud::error::AnswerHeaders;
 use ecs_jobwatch::huaweicloud::sign;
 use ecs_jobwatch::job::Service;
 use ecs_jobwatch::policy::cadence::{self, Cadence, Situation};
-use ecs_jobwatch::services::{self, ecs as model};
+use ecs_jobwatch::services;
 
 /// The real RUNNING body of the model's unit tests.
 const RUNNING: &str = r#"{"begin_time":"2022-02-17T05:41:55.441Z","end_time":"",
@@ -136,9 +136,6 @@ fn parsing(c: &mut Criterion) {
     });
     c.bench_function("parse_fail_body_two_sub_jobs", |b| {
         b.iter(|| ecs.parse(black_box(FAIL_TWO_SUB_JOBS.as_bytes())))
-    });
-    c.bench_function("parse_running_body_legacy_model", |b| {
-        b.iter(|| model::parse_job(black_box(RUNNING.as_bytes())))
     });
     // The first step of the parser before the adapters: the whole body into
     // a `serde_json::Value` tree, before any field was picked out of it.

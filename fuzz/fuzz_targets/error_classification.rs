@@ -1,14 +1,16 @@
 //! Fuzzes the classification of a whole HTTP answer: the status, the two
 //! headers it reads and the body. The first bytes of the input choose the
 //! status and the header strings, the rest is the body. Classification
-//! must never panic, a `Retry-After` is never above the cap, and an error
-//! always carries the status it was given.
+//! with every service's adapter must never panic, a `Retry-After` is never
+//! above the cap, and an error always carries the status it was given.
 
 #![no_main]
 
 use std::time::{Duration, SystemTime};
 
 use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders, ErrorKind, MAX_RETRY_AFTER};
+use ecs_jobwatch::job::Service;
+use ecs_jobwatch::services;
 use libfuzzer_sys::fuzz_target;
 
 /// Splits off a length-prefixed string (one length byte) from `data`.
@@ -47,20 +49,23 @@ fuzz_target!(|data: &[u8]| {
         request_id: request_id.as_deref(),
         retry_after: retry_after.as_deref(),
     };
-    match ecs_jobwatch::services::legacy::classify_ecs(status, headers, body, now) {
-        Ok(job) => assert!(job.status.is_some()),
-        Err(error) => {
-            assert_eq!(error.http_status, Some(status));
-            assert_eq!(error.request_id, request_id);
-            if let ErrorKind::Throttled {
-                retry_after: Some(wait),
-            } = error.kind
-            {
-                assert!(wait <= MAX_RETRY_AFTER);
+    for service in Service::ALL {
+        match services::read_answer(services::adapter(service), status, headers, body, now) {
+            Ok(view) => assert!(!view.service_status.is_empty()),
+            Err(error) => {
+                assert_eq!(error.http_status, Some(status));
+                assert_eq!(error.request_id, request_id);
+                if let ErrorKind::Throttled {
+                    retry_after: Some(wait),
+                } = error.kind
+                {
+                    assert!(wait <= MAX_RETRY_AFTER);
+                }
+                // Display is what the log line shows; it must not panic
+                // either.
+                let _ = error.to_string();
+                let _ = error.kind.error_type();
             }
-            // Display is what the log line shows; it must not panic either.
-            let _ = error.to_string();
-            let _ = error.kind.error_type();
         }
     }
 });

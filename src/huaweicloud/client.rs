@@ -64,8 +64,8 @@ pub struct HttpSettings {
 }
 
 /// The settings of a client with one default project, read through
-/// [`Client::get_job`] (the ECS-only client before the job family; kept
-/// for its callers).
+/// `Client::get_job` (`src/services/ecs.rs`: one ECS job of that project;
+/// tools and tests with a client and no fleet).
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// Base URL, for example `https://ecs.cn-north-4.myhuaweicloud.com`.
@@ -253,7 +253,7 @@ impl Client {
     }
 
     /// A client with one default project, read through
-    /// [`Client::get_job`]; no I/O happens here.
+    /// `Client::get_job`; no I/O happens here.
     pub fn new(
         config: &ClientConfig,
         credentials: CredentialProvider,

@@ -15,7 +15,6 @@
 use super::ecs::{self, Body};
 use super::lenient::{self, MAX_BODY_BYTES, common_status};
 use super::{Adapter, JobQuery, ParseError, Refusal};
-use crate::huaweicloud::sign::percent_encode;
 use crate::job::{JobView, Service, Status};
 
 /// The BMS adapter.
@@ -43,14 +42,7 @@ impl Adapter for Bms {
     }
 
     fn query(&self, project_id: &str, job_id: &str) -> JobQuery {
-        JobQuery {
-            path: format!(
-                "/v1/{}/jobs/{}",
-                percent_encode(project_id),
-                percent_encode(job_id)
-            ),
-            query: Vec::new(),
-        }
+        JobQuery::v1_project_job(project_id, job_id)
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<JobView, ParseError> {

@@ -12,19 +12,18 @@
 //! The body's structs are shared with BMS, whose jobs have the same shape
 //! ([`view`] takes the status mapping of the service that calls it).
 //!
-//! The model the scheduler read before [`JobView`] (`Job`, `JobStatus`,
-//! `parse_job`) is re-exported from [`super::legacy`] until its callers
-//! move.
+//! [`Client::get_job`] reads one ECS job of a client's default project,
+//! for tools and tests that have a client and no fleet.
 
 use super::lenient::{
     self, Count, Obj, Objects, Text, common_status, lenient_object, position_key, timestamp_ms,
 };
-use super::{Adapter, JobQuery, ParseError, Refusal};
-use crate::huaweicloud::sign::percent_encode;
+use super::{Adapter, JobQuery, ParseError, Refusal, read_answer};
+use crate::huaweicloud::client::{Client, Request};
+use crate::huaweicloud::error::{ApiError, ErrorKind};
 use crate::job::view::push_unique;
 use crate::job::{JobView, Service, Status, SubJobView};
 
-pub use super::legacy::{DecodeError, Job, JobStatus, SubJob, parse_job};
 pub use super::lenient::MAX_BODY_BYTES;
 
 /// The ECS adapter.
@@ -171,25 +170,13 @@ fn sub_job_view(
     }
 }
 
-/// `/v1/{project_id}/jobs/{job_id}`, each segment encoded.
-fn v1_path(project_id: &str, job_id: &str) -> String {
-    format!(
-        "/v1/{}/jobs/{}",
-        percent_encode(project_id),
-        percent_encode(job_id)
-    )
-}
-
 impl Adapter for Ecs {
     fn service(&self) -> Service {
         Service::Ecs
     }
 
     fn query(&self, project_id: &str, job_id: &str) -> JobQuery {
-        JobQuery {
-            path: v1_path(project_id, job_id),
-            query: Vec::new(),
-        }
+        JobQuery::v1_project_job(project_id, job_id)
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<JobView, ParseError> {
@@ -206,6 +193,31 @@ impl Adapter for Ecs {
 
     fn status(&self, word: &str) -> Status {
         status(word)
+    }
+}
+
+impl Client {
+    /// `GET /v1/{project_id}/jobs/{job_id}` of the client's default project
+    /// (the one of [`crate::huaweicloud::client::ClientConfig`]): signed,
+    /// and read as the daemon reads it ([`read_answer`] with the ECS
+    /// adapter).
+    pub async fn get_job(&self, job_id: &str) -> Result<JobView, ApiError> {
+        let Some((endpoint, project_id)) = self.default_target() else {
+            return Err(ApiError::transport(
+                ErrorKind::Client,
+                "this client has no default project; read jobs through a Fleet",
+            ));
+        };
+        let query = Ecs.query(project_id, job_id);
+        let request = Request::get(endpoint, &query.path, Some(project_id), MAX_BODY_BYTES);
+        let answer = self.send(&request).await?;
+        read_answer(
+            &Ecs,
+            answer.status,
+            answer.headers(),
+            &answer.body,
+            std::time::SystemTime::now(),
+        )
     }
 }
 

@@ -17,7 +17,6 @@ use super::lenient::{
     timestamp_ms,
 };
 use super::{Adapter, JobQuery, ParseError, Refusal};
-use crate::huaweicloud::sign::percent_encode;
 use crate::job::view::push_unique;
 use crate::job::{JobView, Service, Status, SubJobView};
 
@@ -139,14 +138,7 @@ impl Adapter for Evs {
     }
 
     fn query(&self, project_id: &str, job_id: &str) -> JobQuery {
-        JobQuery {
-            path: format!(
-                "/v1/{}/jobs/{}",
-                percent_encode(project_id),
-                percent_encode(job_id)
-            ),
-            query: Vec::new(),
-        }
+        JobQuery::v1_project_job(project_id, job_id)
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<JobView, ParseError> {

@@ -19,7 +19,6 @@ pub mod eip;
 pub mod evs;
 pub mod fleet;
 pub mod ims;
-pub mod legacy;
 pub mod lenient;
 pub mod rds;
 
@@ -39,6 +38,21 @@ pub struct JobQuery {
     pub path: String,
     /// Query parameters (RDS: `id`), in order, not encoded.
     pub query: Vec<(&'static str, String)>,
+}
+
+impl JobQuery {
+    /// `/v1/{project_id}/jobs/{job_id}`, each segment encoded, no query:
+    /// the shape ECS, BMS, EVS and EIP share.
+    pub fn v1_project_job(project_id: &str, job_id: &str) -> JobQuery {
+        JobQuery {
+            path: format!(
+                "/v1/{}/jobs/{}",
+                crate::huaweicloud::sign::percent_encode(project_id),
+                crate::huaweicloud::sign::percent_encode(job_id)
+            ),
+            query: Vec::new(),
+        }
+    }
 }
 
 /// Why a 2xx body could not be read as a job.

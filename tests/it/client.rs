@@ -20,7 +20,6 @@ use ecs_jobwatch::huaweicloud::credentials::{
 use ecs_jobwatch::huaweicloud::error::{AnswerHeaders, ApiError, ErrorKind};
 use ecs_jobwatch::huaweicloud::sign;
 use ecs_jobwatch::job::{JobKey, ProjectName, Service, Status};
-use ecs_jobwatch::services::ecs::JobStatus;
 use ecs_jobwatch::services::fleet::{Fleet, Target};
 use ecs_jobwatch::services::{self, Poller};
 use ecs_jobwatch::sim::{self, FaultKind, FaultRule, Scenario, SimHandle};
@@ -383,21 +382,21 @@ async fn signed_requests_are_accepted() {
             .get_job(JOB)
             .await
             .unwrap_or_else(|error| panic!("{name}: {error}"));
-        assert_eq!(job.status, Some(JobStatus::Running), "{name}");
+        assert_eq!(job.status, Status::Running, "{name}");
         assert_eq!(job.job_id.as_deref(), Some(JOB), "{name}");
         assert_eq!(job.job_type.as_deref(), Some("createServer"), "{name}");
         assert_eq!(job.end_time, None, "{name}");
         assert_eq!(job.sub_jobs_total, Some(1), "{name}");
         assert_eq!(job.sub_jobs.len(), 1, "{name}");
         let sub_job = &job.sub_jobs[0];
-        assert_eq!(sub_job.status, Some(JobStatus::Running), "{name}");
+        assert_eq!(sub_job.status, Status::Running, "{name}");
         assert_eq!(sub_job.job_id.as_deref(), Some(SUB_JOB), "{name}");
         assert_eq!(
             sub_job.job_type.as_deref(),
             Some("createSingleServer"),
             "{name}"
         );
-        assert_eq!(job.server_ids(), vec![SERVER_ID.to_string()], "{name}");
+        assert_eq!(job.server_ids, [SERVER_ID], "{name}");
     }
     for (name, key) in [
         ("plain key", PLAIN),

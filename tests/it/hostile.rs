@@ -22,7 +22,8 @@ use ecs_jobwatch::huaweicloud::credentials::{
 use ecs_jobwatch::huaweicloud::error::{AnswerHeaders, ErrorKind};
 use ecs_jobwatch::job::id::{JobId, JobIdError};
 use ecs_jobwatch::job::{JobKey, ProjectName};
-use ecs_jobwatch::services::ecs::{self as model, JobStatus};
+use ecs_jobwatch::job::{Service, Status};
+use ecs_jobwatch::services;
 use ecs_jobwatch::watch;
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -224,21 +225,24 @@ fn job_id_of_ten_thousand_characters() {
     let body = format!(
         r#"{{"status":"RUNNING","job_id":"{long}","entities":{{"sub_jobs":[{{"status":"FAIL","job_id":"{long}"}}]}}}}"#
     );
-    let job = model::parse_job(body.as_bytes()).expect("a long id is still a job body");
+    let ecs = services::adapter(Service::Ecs);
+    let job = ecs
+        .parse(body.as_bytes())
+        .expect("a long id is still a job body");
     assert_eq!(job.job_id.as_deref(), Some(long.as_str()));
     assert_eq!(job.sub_jobs[0].job_id.as_deref(), Some(long.as_str()));
 
     let now = SystemTime::UNIX_EPOCH;
     let headers = AnswerHeaders::default();
-    let job = ecs_jobwatch::services::legacy::classify_ecs(200, headers, body.as_bytes(), now)
-        .expect("a 200 job body");
-    assert_eq!(job.status, Some(JobStatus::Running));
+    let job =
+        services::read_answer(ecs, 200, headers, body.as_bytes(), now).expect("a 200 job body");
+    assert_eq!(job.status, Status::Running);
 
     // An error body whose message is 10,000 characters is cut to its first
     // 200 characters (not bytes: these are two bytes each) and an ellipsis.
     let refusal = format!(r#"{{"error":{{"code":"Ecs.0103","message":"{wide}"}}}}"#);
-    let error = ecs_jobwatch::services::legacy::classify_ecs(404, headers, refusal.as_bytes(), now)
-        .expect_err("a 404");
+    let error =
+        services::read_answer(ecs, 404, headers, refusal.as_bytes(), now).expect_err("a 404");
     assert_eq!(error.kind, ErrorKind::NotFound);
     assert_eq!(error.message, format!("{}…", "é".repeat(200)));
     // A message of exactly 200 characters is kept whole.
@@ -246,8 +250,7 @@ fn job_id_of_ten_thousand_characters() {
         r#"{{"error_code":"APIGW.0301","error_msg":"{}"}}"#,
         "a".repeat(200)
     );
-    let error = ecs_jobwatch::services::legacy::classify_ecs(401, headers, exact.as_bytes(), now)
-        .expect_err("a 401");
+    let error = services::read_answer(ecs, 401, headers, exact.as_bytes(), now).expect_err("a 401");
     assert_eq!(error.message, "a".repeat(200));
 }
 

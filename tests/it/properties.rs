@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use ecs_jobwatch::huaweicloud::error::{self, AnswerHeaders, ErrorKind};
 use ecs_jobwatch::huaweicloud::sign;
-use ecs_jobwatch::services::ecs as model;
+use ecs_jobwatch::job::Service;
+use ecs_jobwatch::services;
 use proptest::prelude::*;
 
 /// Bodies: arbitrary bytes, and JSON-looking text that reaches the field
@@ -84,8 +85,10 @@ fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
 
 proptest! {
     #[test]
-    fn parse_job_never_panics(body in body()) {
-        let _ = model::parse_job(&body);
+    fn every_adapter_parses_any_body_without_panicking(body in body()) {
+        for service in Service::ALL {
+            let _ = services::adapter(service).parse(&body);
+        }
     }
 
     #[test]
@@ -100,7 +103,13 @@ proptest! {
             request_id: request_id.as_deref(),
             retry_after: retry_after.as_deref(),
         };
-        let _ = ecs_jobwatch::services::legacy::classify_ecs(status, headers, &body, now);
+        for service in Service::ALL {
+            let read = services::read_answer(services::adapter(service), status, headers, &body, now);
+            // An answer is a job or an error that keeps the answer's status.
+            if let Err(error) = read {
+                prop_assert_eq!(error.http_status, Some(status));
+            }
+        }
     }
 
     #[test]
