@@ -13,7 +13,7 @@
 //! the job service BMS shares with ECS).
 
 use super::ecs::{self, Body};
-use super::lenient::{self, MAX_BODY_BYTES, common_status};
+use super::lenient::{self, MAX_BODY_BYTES, mapped_status};
 use super::{Adapter, JobQuery, ParseError, Refusal};
 use crate::job::{JobView, Service, Status};
 
@@ -30,10 +30,7 @@ pub fn status(word: &str) -> Status {
         ("FAIL", Status::Fail),
         ("PENDING_PAYMENT", Status::PendingPayment),
     ];
-    WORDS
-        .into_iter()
-        .find(|(known, _)| word.eq_ignore_ascii_case(known))
-        .map_or_else(|| common_status(word), |(_, status)| status)
+    mapped_status(word, &WORDS)
 }
 
 impl Adapter for Bms {

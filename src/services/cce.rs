@@ -21,7 +21,7 @@
 //! or 410.
 
 use super::lenient::{
-    self, MAX_BODY_BYTES, Obj, Objects, Text, common_status, lenient_object, position_key,
+    self, MAX_BODY_BYTES, Obj, Objects, Text, lenient_object, mapped_status, position_key,
     timestamp_ms,
 };
 use super::{Adapter, JobQuery, ParseError, Refusal};
@@ -88,10 +88,7 @@ pub fn status(word: &str) -> Status {
         ("Success", Status::Success),
         ("Failed", Status::Fail),
     ];
-    WORDS
-        .into_iter()
-        .find(|(known, _)| word.eq_ignore_ascii_case(known))
-        .map_or_else(|| common_status(word), |(_, status)| status)
+    mapped_status(word, &WORDS)
 }
 
 /// What one job (top or sub) says, in the common terms.

@@ -16,10 +16,10 @@
 //! for tools and tests that have a client and no fleet.
 
 use super::lenient::{
-    self, Count, Obj, Objects, Text, common_status, lenient_object, position_key, timestamp_ms,
+    self, Count, Obj, Objects, Text, lenient_object, mapped_status, position_key, timestamp_ms,
 };
-use super::{Adapter, JobQuery, ParseError, Refusal, read_answer};
-use crate::huaweicloud::client::{Client, Request};
+use super::{Adapter, JobQuery, ParseError, Refusal};
+use crate::huaweicloud::client::Client;
 use crate::huaweicloud::error::{ApiError, ErrorKind};
 use crate::job::view::push_unique;
 use crate::job::{JobView, Service, Status, SubJobView};
@@ -90,10 +90,7 @@ pub fn status(word: &str) -> Status {
         ("FAIL", Status::Fail),
         ("PENDING_PAYMENT", Status::PendingPayment),
     ];
-    WORDS
-        .into_iter()
-        .find(|(known, _)| word.eq_ignore_ascii_case(known))
-        .map_or_else(|| common_status(word), |(_, status)| status)
+    mapped_status(word, &WORDS)
 }
 
 /// Reads a body of this shape into a [`JobView`] with the status mapping
@@ -198,9 +195,8 @@ impl Adapter for Ecs {
 
 impl Client {
     /// `GET /v1/{project_id}/jobs/{job_id}` of the client's default project
-    /// (the one of [`crate::huaweicloud::client::ClientConfig`]): signed,
-    /// and read as the daemon reads it ([`read_answer`] with the ECS
-    /// adapter).
+    /// (the one of [`crate::huaweicloud::client::ClientConfig`]), read as
+    /// the daemon reads it ([`super::fleet::read_job`] with this adapter).
     pub async fn get_job(&self, job_id: &str) -> Result<JobView, ApiError> {
         let Some((endpoint, project_id)) = self.default_target() else {
             return Err(ApiError::transport(
@@ -208,16 +204,8 @@ impl Client {
                 "this client has no default project; read jobs through a Fleet",
             ));
         };
-        let query = Ecs.query(project_id, job_id);
-        let request = Request::get(endpoint, &query.path, Some(project_id), MAX_BODY_BYTES);
-        let answer = self.send(&request).await?;
-        read_answer(
-            &Ecs,
-            answer.status,
-            answer.headers(),
-            &answer.body,
-            std::time::SystemTime::now(),
-        )
+        let polled = super::fleet::read_job(self, endpoint, project_id, &Ecs, job_id).await?;
+        Ok(polled.view)
     }
 }
 

@@ -14,7 +14,7 @@
 //! 404 or 410, or `Common.0011`.
 
 use super::lenient::{
-    self, MAX_BODY_BYTES, Obj, Objects, Text, common_status, lenient_object, position_key,
+    self, MAX_BODY_BYTES, Obj, Objects, Text, lenient_object, mapped_status, position_key,
     timestamp_ms,
 };
 use super::{Adapter, JobQuery, ParseError, Refusal};
@@ -60,10 +60,7 @@ pub fn status(word: &str) -> Status {
         ("FAIL", Status::Fail),
         ("PENDING_PAYMENT", Status::PendingPayment),
     ];
-    WORDS
-        .into_iter()
-        .find(|(known, _)| word.eq_ignore_ascii_case(known))
-        .map_or_else(|| common_status(word), |(_, status)| status)
+    mapped_status(word, &WORDS)
 }
 
 fn own_ids(body: &Body<'_>) -> Vec<String> {

@@ -13,7 +13,7 @@
 //! fail.", the same for a job of another project), or HTTP 404 or 410.
 
 use super::lenient::{
-    self, Count, MAX_BODY_BYTES, Obj, Objects, Text, common_status, lenient_object, position_key,
+    self, Count, MAX_BODY_BYTES, Obj, Objects, Text, lenient_object, mapped_status, position_key,
     timestamp_ms,
 };
 use super::{Adapter, JobQuery, ParseError, Refusal};
@@ -78,10 +78,7 @@ pub fn status(word: &str) -> Status {
     ];
     // WAITING_EXECUTE and LISTENING have no common word: they are kept,
     // upper-cased, and are not final.
-    WORDS
-        .into_iter()
-        .find(|(known, _)| word.eq_ignore_ascii_case(known))
-        .map_or_else(|| common_status(word), |(_, status)| status)
+    mapped_status(word, &WORDS)
 }
 
 fn view(body: &Body<'_>) -> Option<JobView> {

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
 
-use super::{PollFuture, Polled, Poller, adapter, read_answer};
+use super::{Adapter, PollFuture, Polled, Poller, adapter, read_answer};
 use crate::huaweicloud::client::{Client, ClientError, Endpoint, Request};
 use crate::huaweicloud::error::{ApiError, ErrorKind};
 use crate::job::{JobKey, ProjectName, Service};
@@ -139,34 +139,52 @@ impl Fleet {
                 ),
             ));
         };
-        let adapter = adapter(key.service);
         let project_id = prepared.target.project_id.as_str();
-        let query = adapter.query(project_id, key.id.as_str());
-        let request = Request {
-            query: &query.query,
-            ..Request::get(
-                endpoint,
-                &query.path,
-                Some(project_id),
-                adapter.max_body_bytes(),
-            )
-        };
-        let answer = self.inner.client.send(&request).await?;
-        // A `Retry-After` date is resolved against the server's own clock
-        // (its `Date`) when it sent one, so a skewed local clock neither
-        // stretches nor cuts the pause.
-        let now = answer
-            .server_now_ms
-            .and_then(|ms| u64::try_from(ms).ok())
-            .map_or_else(SystemTime::now, |ms| {
-                SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
-            });
-        let view = read_answer(adapter, answer.status, answer.headers(), &answer.body, now)?;
-        Ok(Polled {
-            view,
-            server_now_ms: answer.server_now_ms,
-        })
+        read_job(
+            &self.inner.client,
+            endpoint,
+            project_id,
+            adapter(key.service),
+            key.id.as_str(),
+        )
+        .await
     }
+}
+
+/// One signed GET of a job on `endpoint`: the adapter's path and query,
+/// the answer read with [`read_answer`].
+pub async fn read_job(
+    client: &Client,
+    endpoint: &Endpoint,
+    project_id: &str,
+    adapter: &dyn Adapter,
+    job_id: &str,
+) -> Result<Polled, ApiError> {
+    let query = adapter.query(project_id, job_id);
+    let request = Request {
+        query: &query.query,
+        ..Request::get(
+            endpoint,
+            &query.path,
+            Some(project_id),
+            adapter.max_body_bytes(),
+        )
+    };
+    let answer = client.send(&request).await?;
+    // A `Retry-After` date is resolved against the server's own clock (its
+    // `Date`) when it sent one, so a skewed local clock neither stretches
+    // nor cuts the pause.
+    let now = answer
+        .server_now_ms
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map_or_else(SystemTime::now, |ms| {
+            SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+        });
+    let view = read_answer(adapter, answer.status, answer.headers(), &answer.body, now)?;
+    Ok(Polled {
+        view,
+        server_now_ms: answer.server_now_ms,
+    })
 }
 
 impl Poller for Fleet {

@@ -20,7 +20,7 @@
 //! unknown) whose message says the job does not exist or was not found.
 
 use super::lenient::{
-    self, MAX_BODY_BYTES, Number, Obj, Objects, Text, common_status, fraction, lenient_object,
+    self, MAX_BODY_BYTES, Number, Obj, Objects, Text, fraction, lenient_object, mapped_status,
     position_key, timestamp_ms,
 };
 use super::{Adapter, JobQuery, ParseError, Refusal};
@@ -94,10 +94,7 @@ pub fn status(word: &str) -> Status {
         ("SUCCESS", Status::Success),
         ("FAIL", Status::Fail),
     ];
-    WORDS
-        .into_iter()
-        .find(|(known, _)| word.eq_ignore_ascii_case(known))
-        .map_or_else(|| common_status(word), |(_, status)| status)
+    mapped_status(word, &WORDS)
 }
 
 fn view(body: &Body<'_>) -> Option<JobView> {

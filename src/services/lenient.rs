@@ -472,6 +472,15 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
+/// A service's status word in the common vocabulary: the service's own
+/// `words` (matched without regard to case), else [`common_status`].
+pub fn mapped_status(word: &str, words: &[(&str, Status)]) -> Status {
+    words
+        .iter()
+        .find(|(known, _)| word.eq_ignore_ascii_case(known))
+        .map_or_else(|| common_status(word), |(_, status)| status.clone())
+}
+
 /// A status word no adapter mapping knew, in the common vocabulary: the
 /// word upper-cased, which is one of the common statuses when it spells
 /// one (`Success` is SUCCESS, so one alert rule still catches it).

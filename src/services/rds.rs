@@ -13,7 +13,7 @@
 //! seconds after creation, and jobs are kept for a month.
 
 use super::lenient::{
-    self, MAX_BODY_BYTES, Number, Obj, Text, Texts, common_status, fraction, lenient_object,
+    self, MAX_BODY_BYTES, Number, Obj, Text, Texts, fraction, lenient_object, mapped_status,
     timestamp_ms,
 };
 use super::{Adapter, JobQuery, ParseError, Refusal};
@@ -68,10 +68,7 @@ pub fn status(word: &str) -> Status {
         ("Completed", Status::Success),
         ("Failed", Status::Fail),
     ];
-    WORDS
-        .into_iter()
-        .find(|(known, _)| word.eq_ignore_ascii_case(known))
-        .map_or_else(|| common_status(word), |(_, status)| status)
+    mapped_status(word, &WORDS)
 }
 
 fn view(body: &Body<'_>) -> Option<JobView> {

@@ -72,16 +72,10 @@ impl SimHandle {
         format!("{}://{}", self.scheme, self.addr)
     }
 
-    /// `http://127.0.0.1:PORT/{service}` (or `https://`), the endpoint of
-    /// one service.
-    pub fn service_url(&self, service: crate::job::Service) -> String {
-        format!("{}://{}/{service}", self.scheme, self.addr)
-    }
-
-    /// `http://127.0.0.1:PORT/smn`, the SMN endpoint (publishes are served
-    /// below it).
+    /// `http://127.0.0.1:PORT/smn` (or `https://`), the SMN endpoint
+    /// (publishes are served below it).
     pub fn smn_url(&self) -> String {
-        format!("http://{}/smn", self.addr)
+        format!("{}/smn", self.base_url())
     }
 
     /// Every message SMN topics received so far, in arrival order.

@@ -533,12 +533,7 @@ fn smn_fault(shared: &Shared, rule: &FaultRule, request_id: &str) -> Option<Resp
         // A 200 cut short, and (without a connection to close) a drop.
         FaultKind::Truncate | FaultKind::Drop => {
             let full = to_json(&json!({"request_id": request_id, "message_id": "cut"}));
-            let length = HeaderValue::from(full.len());
-            let mut response = respond(StatusCode::OK, faults::truncated_body(full), request_id);
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, length);
-            response
+            cut_short(full, request_id)
         }
         // Latency rules never answer; `faults::draw` adds them up instead.
         FaultKind::Latency => return None,
@@ -666,6 +661,12 @@ fn fault_response(
 /// A 200 announcing the normal answer's length but sending half of it.
 fn truncated(shared: &Shared, method: &Method, asked: &Asked, request_id: &str) -> Response {
     let (_, full) = answer(shared, method, asked, false);
+    cut_short(full, request_id)
+}
+
+/// A 200 whose `Content-Length` announces `full` while its body is half of
+/// it.
+fn cut_short(full: Vec<u8>, request_id: &str) -> Response {
     let length = HeaderValue::from(full.len());
     let mut response = respond(StatusCode::OK, faults::truncated_body(full), request_id);
     response
